@@ -1,0 +1,58 @@
+// Command kapacity is the single binary of Kapacity: the metrics adapter, the controllers, the
+// recommender jobs and the developer tools are its subcommands. This file only wires them.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+
+	"github.com/kapacitystack/kapacity/test/demo"
+)
+
+// version and commit are stamped by the Makefile through -ldflags.
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func main() {
+	if err := newRootCommand().Execute(); err != nil {
+		// cobra has already printed the error.
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:          "kapacity",
+		Short:        "Prometheus-native metrics adapter and predictive autoscaler for Kubernetes",
+		SilenceUsage: true,
+		// Without a Run, cobra treats stray arguments as unknown subcommands and says so.
+	}
+	// Only klog's verbosity flags: the rest are file-logging options no component here uses.
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	for _, name := range []string{"v", "vmodule"} {
+		root.PersistentFlags().AddGoFlag(klogFlags.Lookup(name))
+	}
+
+	root.AddCommand(newVersionCommand(), demo.NewCommand())
+	return root
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version of kapacity",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "kapacity %s (commit %s, %s, %s/%s)\n",
+				version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		},
+	}
+}

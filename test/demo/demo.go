@@ -1,0 +1,86 @@
+// Package demo implements `kapacity demo`: the local test bed of test/cluster, kept running for a
+// person to explore. It is the one subcommand that reaches into test/, because the demo cluster
+// is the test bed; no product package imports it.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kapacitystack/kapacity/test/cluster"
+)
+
+// NewCommand returns the `demo` subcommand.
+func NewCommand() *cobra.Command {
+	opts := cluster.Options{}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a local Kubernetes cluster (kwok nodes) with Prometheus until Ctrl-C",
+		Long: `demo starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (fake nodes)
+and Prometheus on 127.0.0.1, prints how to reach them, and runs until interrupted. On Ctrl-C every
+process is stopped and every file removed. The binaries come from ` + "`make tools`" + ` (bin/).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, cmd.OutOrStdout(), opts)
+		},
+	}
+	flags := cmd.Flags()
+	flags.StringVar(&opts.BinDir, "tools-bin", "", "folder holding the control-plane binaries (default: bin/ of the enclosing checkout, or $"+cluster.BinDirEnv+")")
+	flags.IntVar(&opts.Nodes, "nodes", 3, "number of kwok (fake) nodes")
+	flags.StringVar(&opts.NodeCPU, "node-cpu", "32", "CPU capacity of each node")
+	flags.StringVar(&opts.NodeMemory, "node-memory", "256Gi", "memory capacity of each node")
+	flags.DurationVar(&opts.HPASyncPeriod, "hpa-sync-period", 15*time.Second, "resync period of the HPA controller")
+	flags.DurationVar(&opts.ScrapeInterval, "scrape-interval", 5*time.Second, "Prometheus scrape interval")
+	return cmd
+}
+
+func run(ctx context.Context, out io.Writer, opts cluster.Options) error {
+	if opts.Nodes < 1 {
+		return fmt.Errorf("--nodes must be at least 1, got %d", opts.Nodes)
+	}
+	opts.Logf = func(format string, args ...any) { fmt.Fprintf(out, "  "+format+"\n", args...) }
+	began := time.Now()
+	fmt.Fprintln(out, "Starting the local cluster…")
+	bed, err := cluster.Start(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("starting the demo cluster: %w", err)
+	}
+	defer bed.Stop()
+
+	fmt.Fprintf(out, `
+Cluster up in %s. In another shell:
+
+  export KUBECONFIG=%s
+  export PATH=%s:$PATH
+  kubectl get nodes
+
+Prometheus: %s
+Files and logs: %s
+
+Press Ctrl-C to stop and clean up.
+`, time.Since(began).Round(time.Millisecond), bed.Kubeconfig, filepath.Clean(bed.BinDir), bed.PrometheusURL, bed.Dir)
+
+	ticker := time.NewTicker(5 * time.Second)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(out, "\nStopping the cluster…")
+			return nil
+		case <-ticker.C:
+			if err := bed.Running(); err != nil {
+				return fmt.Errorf("the demo cluster failed: %w", err)
+			}
+		}
+	}
+}

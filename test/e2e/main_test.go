@@ -1,0 +1,43 @@
+// Package e2e holds the end-to-end suites. They share one real test bed (see test/cluster),
+// started once in TestMain and removed when the suites end or the run is interrupted.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/kapacitystack/kapacity/test/cluster"
+)
+
+// bed is the shared cluster. Tests create their own namespaces in it.
+var bed *cluster.Cluster
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	started := time.Now()
+	var err error
+	bed, err = cluster.Start(context.Background(), cluster.Options{
+		Nodes:          2,
+		HPASyncPeriod:  5 * time.Second,
+		ScrapeInterval: 2 * time.Second,
+		Logf: func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "test bed: "+format+"\n", args...)
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting the test bed: %v\n", err)
+		return 1
+	}
+	release := bed.StopOnInterrupt()
+	defer release()
+	defer bed.Stop()
+	fmt.Fprintf(os.Stderr, "test bed up in %s (kubeconfig %s, prometheus %s)\n",
+		time.Since(started).Round(time.Millisecond), bed.Kubeconfig, bed.PrometheusURL)
+	return m.Run()
+}
