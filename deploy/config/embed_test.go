@@ -1,0 +1,57 @@
+package deployconfig
+
+import (
+	"testing"
+	"time"
+
+	"github.com/kapacitystack/kapacity/config/metricsconfig"
+)
+
+func TestKapacityDefaultLoads(t *testing.T) {
+	cfg, err := metricsconfig.Load(KapacityDefault())
+	if err != nil {
+		t.Fatalf("kapacity-default.yaml: %v", err)
+	}
+	rr := cfg.ResourceRules
+	if rr == nil {
+		t.Fatal("resourceRules must be set: Kapacity's resource queries need them")
+	}
+	if got := rr.Window.Duration(); got != 3*time.Minute {
+		t.Errorf("window = %v, want 3m", got)
+	}
+	wantCPU := `sum by (<<.GroupBy>>) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",<<.LabelMatchers>>}[3m]))`
+	if rr.CPU.ContainerQuery != wantCPU {
+		t.Errorf("cpu containerQuery = %q, want %q", rr.CPU.ContainerQuery, wantCPU)
+	}
+	wantReady := `sum by (<<.GroupBy>>) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",<<.LabelMatchers>>}[3m])))`
+	if rr.CPU.ReadyPodsOnlyContainerQuery != wantReady {
+		t.Errorf("cpu readyPodsOnlyContainerQuery = %q, want %q", rr.CPU.ReadyPodsOnlyContainerQuery, wantReady)
+	}
+	if rr.Memory.ContainerLabel != "container" || rr.CPU.ContainerLabel != "container" {
+		t.Errorf("containerLabel = %q / %q", rr.CPU.ContainerLabel, rr.Memory.ContainerLabel)
+	}
+	if len(cfg.ExternalRules) != 1 || cfg.ExternalRules[0].Name.As != "ready_pods_count" {
+		t.Errorf("externalRules = %+v", cfg.ExternalRules)
+	}
+	want := map[string]string{
+		"ReplicaSet":  "^%s-[a-z0-9]+$",
+		"Deployment":  "^%s-[a-z0-9]+-[a-z0-9]+$",
+		"StatefulSet": "^%s-[0-9]+$",
+	}
+	if len(cfg.WorkloadPodNamePatterns) != len(want) {
+		t.Fatalf("workloadPodNamePatterns = %+v", cfg.WorkloadPodNamePatterns)
+	}
+	for _, p := range cfg.WorkloadPodNamePatterns {
+		if p.Group != "apps" || want[p.Kind] != p.Pattern {
+			t.Errorf("unexpected pattern %+v", p)
+		}
+	}
+}
+
+func TestKapacityDefaultIsACopy(t *testing.T) {
+	a := KapacityDefault()
+	a[0] = '!'
+	if KapacityDefault()[0] == '!' {
+		t.Error("KapacityDefault must return a copy")
+	}
+}
