@@ -31,8 +31,9 @@ test: ## Everything CI checks: lint, generated files current, unit and end-to-en
 	@$(call timed,test-e2e,$(MAKE) --no-print-directory test-e2e)
 
 .PHONY: test-unit
-test-unit: ## Unit tests (no cluster)
+test-unit: ## Unit tests (no cluster), including the API server's own checks of the generated CRDs
 	$(GO) test -count=1 $(UNIT_PACKAGES)
+	cd test/tools/codegen && $(GO) test -count=1 ./crdcheck
 
 .PHONY: test-e2e
 test-e2e: tools ## End-to-end tests on a local cluster (real apiserver, controllers, kwok, Prometheus)
