@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 
+	adapterserver "github.com/kapacitystack/kapacity/adapter/server"
 	"github.com/kapacitystack/kapacity/test/demo"
 )
 
@@ -41,7 +42,7 @@ func newRootCommand() *cobra.Command {
 		root.PersistentFlags().AddGoFlag(klogFlags.Lookup(name))
 	}
 
-	root.AddCommand(newVersionCommand(), demo.NewCommand())
+	root.AddCommand(newVersionCommand(), adapterserver.NewCommand(), demo.NewCommand())
 	return root
 }
 

@@ -134,9 +134,10 @@ func (c *Client) call(ctx context.Context, endpoint string, params url.Values, d
 	defer func() { c.metrics.observe(endpoint, began, err) }()
 
 	if deadline, ok := ctx.Deadline(); ok {
-		// The time left, not the time since the deadline (a long-standing prometheus-adapter bug).
+		// The time left, not the time since the deadline (a long-standing prometheus-adapter bug),
+		// in float seconds: the one form every Prometheus version parses.
 		if remaining := time.Until(deadline); remaining > 0 {
-			params.Set("timeout", strconv.FormatFloat(remaining.Seconds(), 'f', 3, 64)+"s")
+			params.Set("timeout", strconv.FormatFloat(remaining.Seconds(), 'f', 3, 64))
 		}
 	}
 	u := *c.base

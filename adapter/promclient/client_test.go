@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -129,8 +130,9 @@ func TestRequestShape(t *testing.T) {
 			if got := fake.form["time"]; len(got) != 1 || got[0] != "1565786045.323" {
 				t.Fatalf("time param = %q", got)
 			}
-			timeout, err := time.ParseDuration(fake.form.Get("timeout"))
-			if err != nil || timeout <= 25*time.Second || timeout > 30*time.Second {
+			// Float seconds: Prometheus rejects Go's "10.000s" form.
+			timeout, err := strconv.ParseFloat(fake.form.Get("timeout"), 64)
+			if err != nil || timeout <= 25 || timeout > 30 {
 				t.Fatalf("timeout param = %q (%v), want the remaining ~30s", fake.form.Get("timeout"), err)
 			}
 		})

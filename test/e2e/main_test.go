@@ -39,5 +39,10 @@ func run(m *testing.M) int {
 	defer bed.Stop()
 	fmt.Fprintf(os.Stderr, "test bed up in %s (kubeconfig %s, prometheus %s)\n",
 		time.Since(started).Round(time.Millisecond), bed.Kubeconfig, bed.PrometheusURL)
+	defer func() {
+		for i := len(suiteCleanups) - 1; i >= 0; i-- {
+			suiteCleanups[i]()
+		}
+	}()
 	return m.Run()
 }

@@ -57,3 +57,31 @@ func (m *Mapper) ResourceSingularizer(resource string) (string, error) {
 	}
 	return "", fmt.Errorf("no singular of resource %q known", resource)
 }
+
+// NewRESTMapper returns a real meta.DefaultRESTMapper knowing core v1 pods,
+// services, nodes, namespaces and persistentvolumes and apps/v1
+// deployments, replicasets and statefulsets. Use it where a full
+// meta.RESTMapper is needed (KindFor, RESTMapping), e.g. to compile
+// workloadPodNamePatterns or to describe objects in provider answers.
+func NewRESTMapper() *meta.DefaultRESTMapper {
+	core := schema.GroupVersion{Version: "v1"}
+	apps := schema.GroupVersion{Group: "apps", Version: "v1"}
+	m := meta.NewDefaultRESTMapper([]schema.GroupVersion{core, apps})
+	for _, r := range []struct {
+		gv    schema.GroupVersion
+		kind  string
+		scope meta.RESTScope
+	}{
+		{core, "Pod", meta.RESTScopeNamespace},
+		{core, "Service", meta.RESTScopeNamespace},
+		{core, "Node", meta.RESTScopeRoot},
+		{core, "Namespace", meta.RESTScopeRoot},
+		{core, "PersistentVolume", meta.RESTScopeRoot},
+		{apps, "Deployment", meta.RESTScopeNamespace},
+		{apps, "ReplicaSet", meta.RESTScopeNamespace},
+		{apps, "StatefulSet", meta.RESTScopeNamespace},
+	} {
+		m.Add(r.gv.WithKind(r.kind), r.scope)
+	}
+	return m
+}

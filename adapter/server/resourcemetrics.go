@@ -1,0 +1,52 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
+	"github.com/kapacitystack/kapacity/adapter/promclient"
+	"github.com/kapacitystack/kapacity/adapter/resourcemetrics"
+	"github.com/kapacitystack/kapacity/adapter/ruleset"
+)
+
+// installResourceMetrics serves metrics.k8s.io when the config has resourceRules. API groups and
+// this provider are built when the server starts, so changes to resourceRules take effect at the
+// next restart (rules and externalRules reload live).
+func installResourceMetrics(ctx context.Context, server *genericapiserver.GenericAPIServer, rules *ruleset.RuleSet,
+	querier promclient.Querier, clientConfig *rest.Config, timeout time.Duration, mapper ruleset.Mapper) error {
+	if rules.Config.ResourceRules == nil {
+		klog.InfoS("No resourceRules in the config: metrics.k8s.io is not served")
+		return nil
+	}
+	p, err := resourcemetrics.New(rules.Config, mapper, querier, resourcemetrics.Options{QueryTimeout: timeout})
+	if err != nil {
+		return fmt.Errorf("resource metrics: %w", err)
+	}
+	kubeClient, err := kubernetes.NewForConfig(clientConfig)
+	if err != nil {
+		return fmt.Errorf("resource metrics: %w", err)
+	}
+	metadataClient, err := metadata.NewForConfig(clientConfig)
+	if err != nil {
+		return fmt.Errorf("resource metrics: %w", err)
+	}
+	informers, err := resourcemetrics.NewInformers(kubeClient, metadataClient, 0)
+	if err != nil {
+		return err
+	}
+	if err := resourcemetrics.Install(server, p, informers); err != nil {
+		return err
+	}
+	// Start the informers with the server, and report ready only once their caches are filled.
+	return server.AddPostStartHook("kapacity-resource-metrics-informers", func(hookCtx genericapiserver.PostStartHookContext) error {
+		informers.Start(ctx.Done())
+		return informers.WaitForCacheSync(hookCtx.Done())
+	})
+}

@@ -1,0 +1,163 @@
+// Package server is `kapacity adapter`: the aggregated API server serving custom.metrics.k8s.io,
+// external.metrics.k8s.io and metrics.k8s.io from Prometheus, with prometheus-adapter's config
+// format and flags.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/metadata"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
+	basecmd "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd"
+
+	"github.com/kapacitystack/kapacity/adapter/discovery"
+	"github.com/kapacitystack/kapacity/adapter/promclient"
+	"github.com/kapacitystack/kapacity/adapter/provider"
+	"github.com/kapacitystack/kapacity/adapter/ruleset"
+	deployconfig "github.com/kapacitystack/kapacity/deploy/config"
+)
+
+// Options are all flags of `kapacity adapter`.
+type Options struct {
+	base *basecmd.AdapterBase
+
+	Prometheus           PrometheusOptions
+	ConfigFile           string
+	ConfigReloadInterval time.Duration
+	RelistInterval       time.Duration
+	MaxAge               time.Duration
+	MaxRegexBytes        int
+}
+
+// NewCommand returns the `adapter` subcommand.
+func NewCommand() *cobra.Command {
+	o := &Options{base: &basecmd.AdapterBase{Name: "kapacity-adapter"}}
+	cmd := &cobra.Command{
+		Use:   "adapter",
+		Short: "Serve custom, external and resource metrics APIs from Prometheus (replaces prometheus-adapter)",
+		Long: `adapter is an aggregated API server for custom.metrics.k8s.io, external.metrics.k8s.io and
+metrics.k8s.io backed by Prometheus. It reads prometheus-adapter's configuration format unchanged
+(plus Kapacity's workloadPodNamePatterns and readyPodsOnlyContainerQuery) and reloads the file when
+it changes. Without --config it serves Kapacity's default configuration.`,
+		Args: cobra.NoArgs,
+		// Flag errors still print usage; a failure while running does not bury its message.
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if errs := o.Validate(); len(errs) > 0 {
+				return errors.Join(errs...)
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// AddFlags registers every flag on fs, the generic API server flags (secure serving, delegated
+// authentication and authorization, --lister-kubeconfig, ...) included.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	o.base.FlagSet = fs
+	o.base.InstallFlags()
+	o.Prometheus.AddFlags(fs)
+	fs.StringVar(&o.ConfigFile, "config", "", "metrics-discovery config file (prometheus-adapter format); default: Kapacity's built-in config")
+	fs.DurationVar(&o.ConfigReloadInterval, "config-reload-interval", 10*time.Second, "how often the config file is checked for changes (0 disables reloading)")
+	fs.DurationVar(&o.RelistInterval, "metrics-relist-interval", time.Minute, "how often the series in Prometheus are listed to discover metrics; unknown metrics asked for also trigger a (rate-limited) listing")
+	fs.DurationVar(&o.MaxAge, "metrics-max-age", 0, "how far back a series needs a sample to be discovered (0: the relist interval)")
+	fs.IntVar(&o.MaxRegexBytes, "max-name-regex-bytes", 0, "longest object-name regex in one query; requests for more objects are split into several queries (0: 8 KiB)")
+}
+
+// Validate checks the flags.
+func (o *Options) Validate() []error {
+	errs := o.Prometheus.Validate()
+	if o.RelistInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--metrics-relist-interval must be positive, got %s", o.RelistInterval))
+	}
+	if o.MaxAge != 0 && o.MaxAge < o.RelistInterval {
+		errs = append(errs, fmt.Errorf("--metrics-max-age (%s) must not be less than --metrics-relist-interval (%s), or metrics vanish between listings", o.MaxAge, o.RelistInterval))
+	}
+	if o.ConfigReloadInterval < 0 {
+		errs = append(errs, fmt.Errorf("--config-reload-interval must not be negative"))
+	}
+	if o.MaxRegexBytes < 0 {
+		errs = append(errs, fmt.Errorf("--max-name-regex-bytes must not be negative"))
+	}
+	return errs
+}
+
+// Run serves until ctx ends.
+func (o *Options) Run(ctx context.Context) error {
+	// The API server's /metrics serves the legacy registry; the adapter's own metrics join it
+	// there, injected from here so that no package registers globally on its own.
+	reg := legacyregistry.Registerer()
+
+	mapper, err := o.base.RESTMapper()
+	if err != nil {
+		return fmt.Errorf("building the REST mapper: %w", err)
+	}
+	rules, err := o.loadRules(mapper, reg)
+	if err != nil {
+		return err
+	}
+	httpClient, err := o.Prometheus.HTTPClient()
+	if err != nil {
+		return err
+	}
+	prom, err := promclient.New(o.Prometheus.URL, httpClient, o.Prometheus.Method, promclient.NewMetrics(reg))
+	if err != nil {
+		return err
+	}
+	relister, err := discovery.New(prom, rules.Current, discovery.Options{Interval: o.RelistInterval, MaxAge: o.MaxAge}, reg)
+	if err != nil {
+		return err
+	}
+	clientConfig, err := o.base.ClientConfig()
+	if err != nil {
+		return err
+	}
+	metadataClient, err := metadata.NewForConfig(clientConfig)
+	if err != nil {
+		return fmt.Errorf("building the metadata client: %w", err)
+	}
+	requestMetrics := provider.NewMetrics(reg)
+	providerOpts := provider.Options{QueryTimeout: o.Prometheus.QueryTimeout, MaxRegexBytes: o.MaxRegexBytes}
+	o.base.WithCustomMetrics(provider.NewCustom(relister, prom, mapper, provider.NewMetadataLister(metadataClient), requestMetrics, providerOpts))
+	o.base.WithExternalMetrics(provider.NewExternal(relister, prom, mapper, requestMetrics, providerOpts))
+
+	o.setOpenAPIConfig()
+	server, err := o.base.Server()
+	if err != nil {
+		return fmt.Errorf("building the API server: %w", err)
+	}
+	if err := installResourceMetrics(ctx, server.GenericAPIServer, rules.Current(), prom, clientConfig, o.Prometheus.QueryTimeout, mapper); err != nil {
+		return err
+	}
+
+	go relister.Run(ctx)
+	if o.ConfigFile != "" && o.ConfigReloadInterval > 0 {
+		go rules.Watch(ctx, o.ConfigReloadInterval, func(*ruleset.RuleSet) { relister.Trigger() })
+	}
+	klog.InfoS("Starting the Kapacity adapter", "prometheus", o.Prometheus.URL, "config", o.configName())
+	return server.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+}
+
+func (o *Options) configName() string {
+	if o.ConfigFile == "" {
+		return "built-in Kapacity default"
+	}
+	return o.ConfigFile
+}
+
+// loadRules loads the config file, or the built-in default.
+func (o *Options) loadRules(mapper ruleset.Mapper, reg prometheus.Registerer) (*ruleset.Source, error) {
+	if o.ConfigFile == "" {
+		return ruleset.NewFixedSource(deployconfig.KapacityDefault(), mapper, reg)
+	}
+	return ruleset.NewSource(o.ConfigFile, mapper, reg)
+}

@@ -1,0 +1,262 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
+
+	"github.com/kapacitystack/kapacity/test/poll"
+	"github.com/kapacitystack/kapacity/test/sim"
+)
+
+// createWorkload creates a Deployment whose pods the simulator serves series for, with traffic
+// requestsPerSecond shared by its ready pods.
+func createWorkload(ctx context.Context, t *testing.T, env *adapterEnv, ns, name string, replicas int32, requestsPerSecond float64) {
+	t.Helper()
+	podLabels := map[string]string{"app": name}
+	_, err := bed.Client.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: podLabels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "app", Image: "app",
+					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+						corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("128Mi"),
+					}},
+				}}},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating deployment %s: %v", name, err)
+	}
+	key := ns + "/" + name
+	env.sim.AddWorkload(key, sim.Workload{
+		Namespace: ns, Selector: labels.SelectorFromSet(podLabels), Container: "app",
+		CPUPerRequest: 0.01, IdleCPU: 0.02, MemoryBytes: 64 << 20,
+	})
+	env.sim.SetTraffic(key, requestsPerSecond)
+	waitReplicas(ctx, t, ns, name, replicas, time.Minute)
+}
+
+// waitReplicas polls until the Deployment wants and has exactly want ready replicas.
+func waitReplicas(ctx context.Context, t *testing.T, ns, name string, want int32, timeout time.Duration) {
+	t.Helper()
+	poll.Until(ctx, t, timeout, fmt.Sprintf("deployment %s/%s at %d ready replicas", ns, name, want), func(ctx context.Context) (string, bool, error) {
+		d, err := bed.Client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err.Error(), false, nil
+		}
+		seen := fmt.Sprintf("spec=%d ready=%d; %s", ptr.Deref(d.Spec.Replicas, 0), d.Status.ReadyReplicas, describeHPA(ctx, ns, name))
+		return seen, ptr.Deref(d.Spec.Replicas, 0) == want && d.Status.ReadyReplicas == want, nil
+	})
+}
+
+// describeHPA summarises the HPA of a workload for failure messages.
+func describeHPA(ctx context.Context, ns, name string) string {
+	hpa, err := bed.Client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "no HPA"
+	}
+	var parts []string
+	for _, c := range hpa.Status.Conditions {
+		parts = append(parts, fmt.Sprintf("%s=%s(%s: %s)", c.Type, c.Status, c.Reason, c.Message))
+	}
+	metrics, _ := json.Marshal(hpa.Status.CurrentMetrics)
+	return fmt.Sprintf("hpa desired=%d current=%d metrics=%s conditions=[%s]", hpa.Status.DesiredReplicas, hpa.Status.CurrentReplicas, metrics, strings.Join(parts, "; "))
+}
+
+func createHPA(ctx context.Context, t *testing.T, ns, name string, minReplicas, maxReplicas int32, metric autoscalingv2.MetricSpec) {
+	t.Helper()
+	_, err := bed.Client.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: name},
+			MinReplicas:    ptr.To(minReplicas),
+			MaxReplicas:    maxReplicas,
+			Metrics:        []autoscalingv2.MetricSpec{metric},
+			// No scale-down stabilization: the test observes scale-down in seconds, not minutes.
+			Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
+				ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr.To[int32](0)},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating HPA %s: %v", name, err)
+	}
+}
+
+func averageValue(v string) autoscalingv2.MetricTarget {
+	q := resource.MustParse(v)
+	return autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: &q}
+}
+
+// TestAdapterPodsMetricScalesDeployment: the real HPA controller scales a Deployment on a Pods
+// metric served by the adapter, up when traffic rises and down when it falls.
+func TestAdapterPodsMetricScalesDeployment(t *testing.T) {
+	ctx := context.Background()
+	env := useAdapter(t)
+	ns := newNamespace(ctx, t)
+	createWorkload(ctx, t, env, ns, "web", 1, 50)
+
+	waitRaw(ctx, t, 90*time.Second, "/apis/custom.metrics.k8s.io/v1beta2/namespaces/"+ns+"/pods/*/http_requests_per_second", func(body []byte) bool {
+		return strings.Contains(string(body), `"kind":"MetricValueList"`) && strings.Contains(string(body), `"name":"web-`)
+	})
+	createHPA(ctx, t, ns, "web", 1, 10, autoscalingv2.MetricSpec{
+		Type: autoscalingv2.PodsMetricSourceType,
+		Pods: &autoscalingv2.PodsMetricSource{
+			Metric: autoscalingv2.MetricIdentifier{Name: "http_requests_per_second"},
+			Target: averageValue("10"),
+		},
+	})
+	// 50 req/s at 10 per pod: 5 pods.
+	waitReplicas(ctx, t, ns, "web", 5, 2*time.Minute)
+	env.sim.SetTraffic(ns+"/web", 10)
+	waitReplicas(ctx, t, ns, "web", 1, 2*time.Minute)
+}
+
+// TestAdapterExternalMetricScalesDeployment: an External-metric HPA follows a namespace-wide
+// request rate.
+func TestAdapterExternalMetricScalesDeployment(t *testing.T) {
+	ctx := context.Background()
+	env := useAdapter(t)
+	ns := newNamespace(ctx, t)
+	createWorkload(ctx, t, env, ns, "ext", 1, 75)
+	waitRaw(ctx, t, 90*time.Second, "/apis/external.metrics.k8s.io/v1beta1/namespaces/"+ns+"/requests_per_second", func(body []byte) bool {
+		return strings.Contains(string(body), `"metricName":"requests_per_second"`)
+	})
+	createHPA(ctx, t, ns, "ext", 1, 10, autoscalingv2.MetricSpec{
+		Type: autoscalingv2.ExternalMetricSourceType,
+		External: &autoscalingv2.ExternalMetricSource{
+			Metric: autoscalingv2.MetricIdentifier{Name: "requests_per_second"},
+			Target: averageValue("25"),
+		},
+	})
+	// 75 req/s at 25 per pod: 3 pods.
+	waitReplicas(ctx, t, ns, "ext", 3, 2*time.Minute)
+}
+
+// TestAdapterWorkloadAggregateScalesDeployment: an Object metric on the Deployment itself, summed by
+// the adapter over the pods matching the Deployment's pod-name pattern.
+func TestAdapterWorkloadAggregateScalesDeployment(t *testing.T) {
+	ctx := context.Background()
+	env := useAdapter(t)
+	ns := newNamespace(ctx, t)
+	createWorkload(ctx, t, env, ns, "agg", 2, 40)
+	body := waitRaw(ctx, t, 90*time.Second, "/apis/custom.metrics.k8s.io/v1beta2/namespaces/"+ns+"/deployments.apps/agg/http_requests_per_second", func(body []byte) bool {
+		return strings.Contains(string(body), `"kind":"Deployment"`)
+	})
+	t.Logf("workload aggregate: %s", body)
+	waitRaw(ctx, t, time.Minute, "/apis/custom.metrics.k8s.io/v1beta2/namespaces/"+ns+"/deployments.apps/agg/http_requests_per_second", func(body []byte) bool {
+		return strings.Contains(string(body), `"kind":"Deployment"`) && strings.Contains(string(body), `"kapacitystack.io/ready-pods-only":"true"`)
+	}, "metricLabelSelector=kapacitystack.io/ready-pods-only=true")
+	createHPA(ctx, t, ns, "agg", 1, 10, autoscalingv2.MetricSpec{
+		Type: autoscalingv2.ObjectMetricSourceType,
+		Object: &autoscalingv2.ObjectMetricSource{
+			DescribedObject: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "agg"},
+			Metric:          autoscalingv2.MetricIdentifier{Name: "http_requests_per_second"},
+			Target:          averageValue("10"),
+		},
+	})
+	// 40 req/s in total at 10 per pod: 4 pods.
+	waitReplicas(ctx, t, ns, "agg", 4, 2*time.Minute)
+}
+
+// TestAdapterServesKubectlTop: metrics.k8s.io answers `kubectl top pods` from Prometheus.
+func TestAdapterServesKubectlTop(t *testing.T) {
+	ctx := context.Background()
+	env := useAdapter(t)
+	ns := newNamespace(ctx, t)
+	createWorkload(ctx, t, env, ns, "top", 2, 20)
+	kubectl := filepath.Join(bed.BinDir, "kubectl")
+	poll.Until(ctx, t, 90*time.Second, "kubectl top pods lists both pods with CPU and memory", func(ctx context.Context) (string, bool, error) {
+		out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", bed.Kubeconfig, "top", "pods", "-n", ns, "--no-headers").CombinedOutput()
+		if err != nil {
+			return fmt.Sprintf("%v: %s", err, out), false, nil
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		ok := len(lines) == 2
+		for _, line := range lines {
+			fields := strings.Fields(line)
+			// name, CPU (e.g. 120m), memory (64Mi)
+			ok = ok && len(fields) == 3 && strings.HasPrefix(fields[0], "top-") && strings.HasSuffix(fields[1], "m") && fields[2] == "64Mi"
+		}
+		return string(out), ok, nil
+	})
+}
+
+// TestAdapterPrometheusDownKeepsReplicas: when Prometheus is unreachable the adapter answers an
+// error, the HPA reports the failed metric, and the Deployment is not scaled down although the
+// traffic dropped to nothing meanwhile.
+func TestAdapterPrometheusDownKeepsReplicas(t *testing.T) {
+	ctx := context.Background()
+	env := useAdapter(t)
+	ns := newNamespace(ctx, t)
+	createWorkload(ctx, t, env, ns, "steady", 1, 30)
+	createHPA(ctx, t, ns, "steady", 1, 10, autoscalingv2.MetricSpec{
+		Type: autoscalingv2.PodsMetricSourceType,
+		Pods: &autoscalingv2.PodsMetricSource{
+			Metric: autoscalingv2.MetricIdentifier{Name: "http_requests_per_second"},
+			Target: averageValue("10"),
+		},
+	})
+	waitReplicas(ctx, t, ns, "steady", 3, 2*time.Minute)
+
+	env.proxy.Stop()
+	t.Cleanup(func() {
+		if err := env.proxy.Start(); err != nil {
+			t.Errorf("restarting the Prometheus proxy: %v", err)
+		}
+	})
+	env.sim.SetTraffic(ns+"/steady", 0)
+
+	// The HPA controller records a FailedGetPodsMetric event on each failed sync; once it has
+	// failed several syncs in a row the replicas must still be 3.
+	poll.Until(ctx, t, 2*time.Minute, "HPA fails to get the metric on 3 syncs", func(ctx context.Context) (string, bool, error) {
+		events, err := bed.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name=steady"})
+		if err != nil {
+			return err.Error(), false, nil
+		}
+		var failed int32
+		var seen []string
+		for _, e := range events.Items {
+			seen = append(seen, fmt.Sprintf("%s x%d: %s", e.Reason, e.Count, e.Message))
+			if e.Reason == "FailedGetPodsMetric" {
+				failed += max(e.Count, 1)
+			}
+		}
+		return strings.Join(seen, " | ") + "; " + describeHPA(ctx, ns, "steady"), failed >= 3, nil
+	})
+	d, err := bed.Client.AppsV1().Deployments(ns).Get(ctx, "steady", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ptr.Deref(d.Spec.Replicas, 0); got != 3 {
+		t.Fatalf("replicas = %d while Prometheus was down, want 3 (unchanged); %s", got, describeHPA(ctx, ns, "steady"))
+	}
+	hpa, err := bed.Client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "steady", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range hpa.Status.Conditions {
+		if c.Type == autoscalingv2.ScalingActive && (c.Status != corev1.ConditionFalse || c.Reason != "FailedGetPodsMetric") {
+			t.Fatalf("ScalingActive = %s (%s), want False (FailedGetPodsMetric)", c.Status, c.Reason)
+		}
+	}
+}
