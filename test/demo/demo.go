@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
 	"github.com/kapacitystack/kapacity/test/cluster"
+	"github.com/kapacitystack/kapacity/test/stack"
 )
 
 // NewCommand returns the `demo` subcommand.
@@ -23,10 +25,12 @@ func NewCommand() *cobra.Command {
 	opts := cluster.Options{}
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run a local Kubernetes cluster (kwok nodes) with Prometheus until Ctrl-C",
+		Short: "Run a local cluster (kwok nodes) with Prometheus, the Kapacity adapter and a sample autoscaled workload until Ctrl-C",
 		Long: `demo starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (fake nodes)
-and Prometheus on 127.0.0.1, prints how to reach them, and runs until interrupted. On Ctrl-C every
-process is stopped and every file removed. The binaries come from ` + "`make tools`" + ` (bin/).`,
+and Prometheus on 127.0.0.1, then the Kapacity adapter registered for the three metrics APIs and a
+sample Deployment with simulated traffic scaled by a native HPA on a custom metric. It prints how to
+reach everything and runs until interrupted. On Ctrl-C every process is stopped and every file
+removed. The control-plane binaries come from ` + "`make tools`" + ` (bin/).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -56,6 +60,24 @@ func run(ctx context.Context, out io.Writer, opts cluster.Options) error {
 		return fmt.Errorf("starting the demo cluster: %w", err)
 	}
 	defer bed.Stop()
+	fmt.Fprintln(out, "Starting the Kapacity adapter and a sample workload…")
+	// The adapter runs in this process; its logs go beside the control plane's instead of
+	// burying the instructions below.
+	adapterLog, err := os.Create(filepath.Join(bed.Dir, "logs", "kapacity-adapter.log"))
+	if err != nil {
+		return fmt.Errorf("creating the adapter log: %w", err)
+	}
+	defer adapterLog.Close()
+	klog.LogToStderr(false)
+	klog.SetOutput(adapterLog)
+	adapter, err := stack.StartAdapter(ctx, bed, stack.AdapterConfig)
+	if err != nil {
+		return fmt.Errorf("starting the adapter: %w", err)
+	}
+	defer adapter.Stop()
+	if err := startSampleWorkload(ctx, bed, adapter); err != nil {
+		return err
+	}
 
 	fmt.Fprintf(out, `
 Cluster up in %s. In another shell:
@@ -63,6 +85,15 @@ Cluster up in %s. In another shell:
   export KUBECONFIG=%s
   export PATH=%s:$PATH
   kubectl get nodes
+
+The Kapacity adapter serves custom.metrics.k8s.io, external.metrics.k8s.io and metrics.k8s.io.
+Deployment demo/web gets simulated traffic swinging between 10 and 80 requests/s every 10 minutes;
+a native HPA keeps 10 requests/s per pod on the adapter's http_requests_per_second metric:
+
+  kubectl get hpa -n demo -w
+  kubectl top pods -n demo
+  kubectl get --raw "/apis/custom.metrics.k8s.io/v1beta2/namespaces/demo/pods/*/http_requests_per_second"
+  kubectl get --raw "/apis/custom.metrics.k8s.io/v1beta2/namespaces/demo/deployments.apps/web/http_requests_per_second"
 
 Prometheus: %s
 Files and logs: %s
@@ -80,6 +111,9 @@ Press Ctrl-C to stop and clean up.
 		case <-ticker.C:
 			if err := bed.Running(); err != nil {
 				return fmt.Errorf("the demo cluster failed: %w", err)
+			}
+			if err := adapter.Err(); err != nil {
+				return err
 			}
 		}
 	}

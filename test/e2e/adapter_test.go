@@ -4,54 +4,31 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
 	"github.com/kapacitystack/kapacity/test/poll"
-	"github.com/kapacitystack/kapacity/test/sim"
+	"github.com/kapacitystack/kapacity/test/stack"
 )
 
-// createWorkload creates a Deployment whose pods the simulator serves series for, with traffic
-// requestsPerSecond shared by its ready pods.
-func createWorkload(ctx context.Context, t *testing.T, env *adapterEnv, ns, name string, replicas int32, requestsPerSecond float64) {
+// createWorkload creates a Deployment fed by the simulator and waits for its pods.
+func createWorkload(ctx context.Context, t *testing.T, env *stack.Adapter, ns, name string, replicas int32, requestsPerSecond float64) {
 	t.Helper()
-	podLabels := map[string]string{"app": name}
-	_, err := bed.Client.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(replicas),
-			Selector: &metav1.LabelSelector{MatchLabels: podLabels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: "app", Image: "app",
-					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
-						corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("128Mi"),
-					}},
-				}}},
-			},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating deployment %s: %v", name, err)
+	if err := stack.CreateWorkload(ctx, bed.Client, env.Sim, ns, name, replicas, requestsPerSecond); err != nil {
+		t.Fatal(err)
 	}
-	key := ns + "/" + name
-	env.sim.AddWorkload(key, sim.Workload{
-		Namespace: ns, Selector: labels.SelectorFromSet(podLabels), Container: "app",
-		CPUPerRequest: 0.01, IdleCPU: 0.02, MemoryBytes: 64 << 20,
-	})
-	env.sim.SetTraffic(key, requestsPerSecond)
 	waitReplicas(ctx, t, ns, name, replicas, time.Minute)
 }
 
@@ -127,7 +104,7 @@ func TestAdapterPodsMetricScalesDeployment(t *testing.T) {
 	})
 	// 50 req/s at 10 per pod: 5 pods.
 	waitReplicas(ctx, t, ns, "web", 5, 2*time.Minute)
-	env.sim.SetTraffic(ns+"/web", 10)
+	env.Sim.SetTraffic(ns+"/web", 10)
 	waitReplicas(ctx, t, ns, "web", 1, 2*time.Minute)
 }
 
@@ -218,13 +195,13 @@ func TestAdapterPrometheusDownKeepsReplicas(t *testing.T) {
 	})
 	waitReplicas(ctx, t, ns, "steady", 3, 2*time.Minute)
 
-	env.proxy.Stop()
+	env.Prometheus.Stop()
 	t.Cleanup(func() {
-		if err := env.proxy.Start(); err != nil {
+		if err := env.Prometheus.Start(); err != nil {
 			t.Errorf("restarting the Prometheus proxy: %v", err)
 		}
 	})
-	env.sim.SetTraffic(ns+"/steady", 0)
+	env.Sim.SetTraffic(ns+"/steady", 0)
 
 	// The HPA controller records a FailedGetPodsMetric event on each failed sync; once it has
 	// failed several syncs in a row the replicas must still be 3.
@@ -259,4 +236,48 @@ func TestAdapterPrometheusDownKeepsReplicas(t *testing.T) {
 			t.Fatalf("ScalingActive = %s (%s), want False (FailedGetPodsMetric)", c.Status, c.Reason)
 		}
 	}
+}
+
+// TestAdapterExposesOwnMetrics: the adapter's /metrics carries its own health signals: discovery,
+// Prometheus calls, requests per API and metric, and the config reload status.
+func TestAdapterExposesOwnMetrics(t *testing.T) {
+	ctx := context.Background()
+	env := useAdapter(t)
+	config := rest.CopyConfig(bed.Config)
+	config.Host = fmt.Sprintf("https://127.0.0.1:%d", env.Port)
+	// The adapter's serving certificate is self-signed; the client certificate still
+	// authenticates (the adapter trusts the cluster CA through delegated authentication).
+	config.TLSClientConfig.CAData, config.TLSClientConfig.Insecure = nil, true
+	client, err := rest.HTTPClientFor(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Make sure at least one metric request has been served.
+	_, _ = getRaw(ctx, "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/requests_per_second")
+	want := []string{
+		`kapacity_adapter_relist_duration_seconds_count{outcome="success"}`,
+		`kapacity_adapter_discovered_series`,
+		`kapacity_prometheus_request_duration_seconds_count{endpoint="series",outcome="success"}`,
+		`kapacity_adapter_request_duration_seconds_count{api="external"`,
+		`kapacity_adapter_config_last_reload_successful 1`,
+	}
+	poll.Until(ctx, t, time.Minute, "adapter /metrics", func(ctx context.Context) (string, bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, config.Host+"/metrics", nil)
+		if err != nil {
+			return "", false, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err.Error(), false, nil
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var missing []string
+		for _, w := range want {
+			if !strings.Contains(string(body), w) {
+				missing = append(missing, w)
+			}
+		}
+		return fmt.Sprintf("%s; missing %q", resp.Status, missing), resp.StatusCode == http.StatusOK && len(missing) == 0, nil
+	})
 }

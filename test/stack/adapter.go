@@ -1,0 +1,271 @@
+// Package stack runs Kapacity's components on a test bed (test/cluster) the way a cluster runs
+// them: the adapter serving the three metrics APIs through kube-apiserver, and the workload
+// simulator whose series Prometheus scrapes. The end-to-end suites and `kapacity demo` share it.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
+	"k8s.io/utils/ptr"
+
+	adapterserver "github.com/kapacitystack/kapacity/adapter/server"
+	"github.com/kapacitystack/kapacity/test/cluster"
+	"github.com/kapacitystack/kapacity/test/sim"
+)
+
+// Namespace holds the adapter's Service.
+const Namespace = "kapacity-system"
+
+// AdapterConfig is a prometheus-adapter config as a user would write it for the simulator's
+// series, plus Kapacity's resource rules and workload patterns.
+const AdapterConfig = `
+rules:
+- seriesQuery: 'http_requests_total{namespace!="",pod!=""}'
+  resources:
+    overrides:
+      namespace: {resource: namespace}
+      pod: {resource: pod}
+  name: {matches: "^(.*)_total$", as: "${1}_per_second"}
+  metricsQuery: 'sum(rate(<<.Series>>{<<.LabelMatchers>>}[20s])) by (<<.GroupBy>>)'
+externalRules:
+- seriesQuery: 'http_requests_total{namespace!=""}'
+  resources:
+    overrides:
+      namespace: {resource: namespace}
+  name: {matches: "^http_requests_total$", as: "requests_per_second"}
+  metricsQuery: 'sum(rate(<<.Series>>{<<.LabelMatchers>>}[20s]))'
+resourceRules:
+  cpu:
+    containerQuery: 'sum by (<<.GroupBy>>) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",<<.LabelMatchers>>}[20s]))'
+    resources:
+      overrides:
+        namespace: {resource: namespace}
+        pod: {resource: pod}
+    containerLabel: container
+  memory:
+    containerQuery: 'sum by (<<.GroupBy>>) (container_memory_working_set_bytes{container!="",container!="POD",<<.LabelMatchers>>})'
+    resources:
+      overrides:
+        namespace: {resource: namespace}
+        pod: {resource: pod}
+    containerLabel: container
+  window: 20s
+workloadPodNamePatterns:
+- {group: apps, kind: ReplicaSet, pattern: '^%s-[a-z0-9]+$'}
+- {group: apps, kind: Deployment, pattern: '^%s-[a-z0-9]+-[a-z0-9]+$'}
+- {group: apps, kind: StatefulSet, pattern: '^%s-[0-9]+$'}
+`
+
+// Adapter is a running adapter with the simulator feeding it.
+type Adapter struct {
+	// Sim serves the workloads' series; add workloads and set their traffic through it.
+	Sim *sim.Simulator
+	// Prometheus is the proxy the adapter reaches Prometheus through; stop it to make
+	// Prometheus unreachable for the adapter without disturbing the bed.
+	Prometheus *SwitchableProxy
+	// Port is the adapter's HTTPS port on 127.0.0.1.
+	Port int
+
+	cancel  context.CancelFunc
+	started bool          // the adapter goroutine runs
+	done    chan struct{} // closed when it returns
+	exitErr error
+	dir     string
+}
+
+// StartAdapter starts the simulator and the adapter (in this process) with config, registers the
+// adapter as the APIService of custom.metrics.k8s.io (v1beta1, v1beta2), external.metrics.k8s.io
+// and metrics.k8s.io, and returns once kube-apiserver reports them Available.
+func StartAdapter(ctx context.Context, bed *cluster.Cluster, config string) (_ *Adapter, err error) {
+	runCtx, cancel := context.WithCancel(context.Background())
+	a := &Adapter{cancel: cancel, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			a.Stop()
+		}
+	}()
+	a.Sim = sim.New(bed.Client)
+	simAddr, err := a.Sim.Serve(runCtx)
+	if err != nil {
+		return nil, err
+	}
+	if err := bed.AddScrapeTarget(cluster.ScrapeTarget{Name: "sim", Address: simAddr}); err != nil {
+		return nil, err
+	}
+	if a.Prometheus, err = NewSwitchableProxy(bed.PrometheusURL); err != nil {
+		return nil, err
+	}
+	if a.dir, err = os.MkdirTemp("", "kapacity-adapter-"); err != nil {
+		return nil, err
+	}
+	configPath := filepath.Join(a.dir, "config.yaml")
+	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
+		return nil, err
+	}
+	if a.Port, err = freePort(); err != nil {
+		return nil, err
+	}
+	cmd := adapterserver.NewCommand()
+	cmd.SetArgs([]string{
+		"--bind-address=127.0.0.1",
+		fmt.Sprintf("--secure-port=%d", a.Port),
+		"--cert-dir=" + filepath.Join(a.dir, "certs"),
+		"--lister-kubeconfig=" + bed.Kubeconfig,
+		"--authentication-kubeconfig=" + bed.Kubeconfig,
+		"--authorization-kubeconfig=" + bed.Kubeconfig,
+		"--prometheus-url=" + a.Prometheus.URL(),
+		"--config=" + configPath,
+		"--metrics-relist-interval=5s",
+		"--config-reload-interval=1s",
+	})
+	a.started = true
+	go func() {
+		a.exitErr = cmd.ExecuteContext(runCtx)
+		close(a.done)
+	}()
+	if err := registerAPIServices(ctx, bed, a.Port); err != nil {
+		return nil, err
+	}
+	if err := a.waitAvailable(ctx, bed); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Stop stops the adapter and the simulator and removes their files.
+func (a *Adapter) Stop() {
+	a.cancel()
+	if a.started {
+		select {
+		case <-a.done:
+		case <-time.After(30 * time.Second):
+			fmt.Fprintln(os.Stderr, "the adapter did not stop within 30s")
+		}
+	}
+	if a.Prometheus != nil {
+		a.Prometheus.Stop()
+	}
+	if a.dir != "" {
+		_ = os.RemoveAll(a.dir)
+	}
+}
+
+// Err reports why the adapter stopped, or nil while it runs.
+func (a *Adapter) Err() error {
+	select {
+	case <-a.done:
+		if a.exitErr == nil {
+			return errors.New("the adapter stopped")
+		}
+		return fmt.Errorf("the adapter stopped: %w", a.exitErr)
+	default:
+		return nil
+	}
+}
+
+// registerAPIServices makes kube-apiserver route the three metrics APIs to the adapter on loopback,
+// through an ExternalName Service.
+func registerAPIServices(ctx context.Context, bed *cluster.Cluster, port int) error {
+	_, err := bed.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", Namespace, err)
+	}
+	_, err = bed.Client.CoreV1().Services(Namespace).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "kapacity-adapter"},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeExternalName, ExternalName: "localhost",
+			Ports: []corev1.ServicePort{{Name: "https", Port: int32(port)}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("creating the adapter service: %w", err)
+	}
+	apiServices, err := aggregator.NewForConfig(bed.Config)
+	if err != nil {
+		return err
+	}
+	for _, gv := range metricsAPIs {
+		_, err := apiServices.ApiregistrationV1().APIServices().Create(ctx, &apiregistrationv1.APIService{
+			ObjectMeta: metav1.ObjectMeta{Name: gv.version + "." + gv.group},
+			Spec: apiregistrationv1.APIServiceSpec{
+				Service:               &apiregistrationv1.ServiceReference{Namespace: Namespace, Name: "kapacity-adapter", Port: ptr.To(int32(port))},
+				Group:                 gv.group,
+				Version:               gv.version,
+				InsecureSkipTLSVerify: true,
+				GroupPriorityMinimum:  100,
+				VersionPriority:       100,
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("registering %s/%s: %w", gv.group, gv.version, err)
+		}
+	}
+	return nil
+}
+
+var metricsAPIs = []struct{ group, version string }{
+	{"custom.metrics.k8s.io", "v1beta1"}, {"custom.metrics.k8s.io", "v1beta2"},
+	{"external.metrics.k8s.io", "v1beta1"}, {"metrics.k8s.io", "v1beta1"},
+}
+
+// waitAvailable waits until kube-apiserver reports the adapter's APIServices Available, failing
+// early if the adapter exits.
+func (a *Adapter) waitAvailable(ctx context.Context, bed *cluster.Cluster) error {
+	apiServices, err := aggregator.NewForConfig(bed.Config)
+	if err != nil {
+		return err
+	}
+	deadline := time.After(90 * time.Second)
+	for {
+		var notReady []string
+		for _, gv := range metricsAPIs {
+			svc, err := apiServices.ApiregistrationV1().APIServices().Get(ctx, gv.version+"."+gv.group, metav1.GetOptions{})
+			if err != nil {
+				notReady = append(notReady, err.Error())
+				continue
+			}
+			available := false
+			for _, c := range svc.Status.Conditions {
+				if c.Type == apiregistrationv1.Available {
+					available = c.Status == apiregistrationv1.ConditionTrue
+					if !available {
+						notReady = append(notReady, fmt.Sprintf("%s: %s", svc.Name, c.Message))
+					}
+				}
+			}
+			if !available && len(svc.Status.Conditions) == 0 {
+				notReady = append(notReady, svc.Name+": no status yet")
+			}
+		}
+		if len(notReady) == 0 {
+			return nil
+		}
+		select {
+		case <-a.done:
+			return a.Err()
+		case <-deadline:
+			return fmt.Errorf("adapter APIServices not Available within 90s: %v", notReady)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
