@@ -67,7 +67,7 @@ func (c *Custom) ListAllMetrics() []cmprovider.CustomMetricInfo {
 func (c *Custom) GetMetricByName(ctx context.Context, name types.NamespacedName, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (_ *custom_metrics.MetricValue, err error) {
 	began := c.opts.Now()
 	metricLabel := "unknown"
-	defer func() { c.metrics.observe("custom", metricLabel, began, err) }()
+	defer func() { c.metrics.Observe("custom", metricLabel, began, err) }()
 
 	req, err := c.resolve(info)
 	if err != nil {
@@ -91,7 +91,7 @@ func (c *Custom) GetMetricByName(ctx context.Context, name types.NamespacedName,
 func (c *Custom) GetMetricBySelector(ctx context.Context, namespace string, selector labels.Selector, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (_ *custom_metrics.MetricValueList, err error) {
 	began := c.opts.Now()
 	metricLabel := "unknown"
-	defer func() { c.metrics.observe("custom", metricLabel, began, err) }()
+	defer func() { c.metrics.Observe("custom", metricLabel, began, err) }()
 
 	req, err := c.resolve(info)
 	if err != nil {

@@ -47,7 +47,7 @@ func (e *External) ListAllExternalMetrics() []cmprovider.ExternalMetricInfo {
 func (e *External) GetExternalMetric(ctx context.Context, namespace string, metricSelector labels.Selector, info cmprovider.ExternalMetricInfo) (_ *external_metrics.ExternalMetricValueList, err error) {
 	began := e.opts.Now()
 	metricLabel := "unknown"
-	defer func() { e.metrics.observe("external", metricLabel, began, err) }()
+	defer func() { e.metrics.Observe("external", metricLabel, began, err) }()
 
 	reg, err := e.currentRegistry()
 	if err != nil {

@@ -133,16 +133,16 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "kapacity_adapter_request_duration_seconds",
-		Help:    "Duration of metric requests served by the adapter, by API (custom, external), metric and outcome (ok, not_found, bad_request, error).",
+		Help:    "Duration of metric requests served by the adapter, by API (custom, external, resource), metric (resource: pods or nodes) and outcome (ok, not_found, bad_request, error).",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 	}, []string{"api", "metric", "outcome"})}
 	reg.MustRegister(m.duration)
 	return m
 }
 
-// observe records one request. Metric names come from the registry or "unknown", so the label
-// stays bounded whatever clients ask for.
-func (m *Metrics) observe(api, metric string, began time.Time, err error) {
+// Observe records one request of api (custom, external, resource). Callers pass metric names from
+// the registry or "unknown", so the label stays bounded whatever clients ask for.
+func (m *Metrics) Observe(api, metric string, began time.Time, err error) {
 	if m == nil {
 		return
 	}

@@ -76,7 +76,7 @@ func (i Informers) WaitForCacheSync(stop <-chan struct{}) error {
 
 // Install registers metrics.k8s.io (v1beta1 pods and nodes) on server,
 // served by p from the informers' listers.
-func Install(server *genericapiserver.GenericAPIServer, p *Provider, inf Informers) error {
+func Install(server *genericapiserver.GenericAPIServer, p api.MetricsGetter, inf Informers) error {
 	pods := inf.PodMetadata.ForResource(podsGVR).Lister()
 	nodes := inf.Kube.Core().V1().Nodes().Lister()
 	// No node selector: every node the lister knows is served.

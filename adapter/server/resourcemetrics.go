@@ -5,13 +5,18 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	"k8s.io/metrics/pkg/apis/metrics"
+	metricsapi "sigs.k8s.io/metrics-server/pkg/api"
 
 	"github.com/kapacitystack/kapacity/adapter/promclient"
+	"github.com/kapacitystack/kapacity/adapter/provider"
 	"github.com/kapacitystack/kapacity/adapter/resourcemetrics"
 	"github.com/kapacitystack/kapacity/adapter/ruleset"
 )
@@ -20,7 +25,7 @@ import (
 // this provider are built when the server starts, so changes to resourceRules take effect at the
 // next restart (rules and externalRules reload live).
 func installResourceMetrics(ctx context.Context, server *genericapiserver.GenericAPIServer, rules *ruleset.RuleSet,
-	querier promclient.Querier, clientConfig *rest.Config, timeout time.Duration, mapper ruleset.Mapper) error {
+	querier promclient.Querier, clientConfig *rest.Config, timeout time.Duration, mapper ruleset.Mapper, requestMetrics *provider.Metrics) error {
 	if rules.Config.ResourceRules == nil {
 		klog.InfoS("No resourceRules in the config: metrics.k8s.io is not served")
 		return nil
@@ -41,7 +46,7 @@ func installResourceMetrics(ctx context.Context, server *genericapiserver.Generi
 	if err != nil {
 		return err
 	}
-	if err := resourcemetrics.Install(server, p, informers); err != nil {
+	if err := resourcemetrics.Install(server, timedMetricsGetter{inner: p, metrics: requestMetrics}, informers); err != nil {
 		return err
 	}
 	// Start the informers with the server, and report ready only once their caches are filled.
@@ -49,4 +54,24 @@ func installResourceMetrics(ctx context.Context, server *genericapiserver.Generi
 		informers.Start(ctx.Done())
 		return informers.WaitForCacheSync(hookCtx.Done())
 	})
+}
+
+// timedMetricsGetter records metrics.k8s.io requests on the adapter's request metrics.
+type timedMetricsGetter struct {
+	inner   metricsapi.MetricsGetter
+	metrics *provider.Metrics
+}
+
+func (t timedMetricsGetter) GetPodMetrics(pods ...*metav1.PartialObjectMetadata) ([]metrics.PodMetrics, error) {
+	began := time.Now()
+	out, err := t.inner.GetPodMetrics(pods...)
+	t.metrics.Observe("resource", "pods", began, err)
+	return out, err
+}
+
+func (t timedMetricsGetter) GetNodeMetrics(nodes ...*corev1.Node) ([]metrics.NodeMetrics, error) {
+	began := time.Now()
+	out, err := t.inner.GetNodeMetrics(nodes...)
+	t.metrics.Observe("resource", "nodes", began, err)
+	return out, err
 }

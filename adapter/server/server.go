@@ -36,9 +36,13 @@ type Options struct {
 	MaxRegexBytes        int
 }
 
+func newOptions() *Options {
+	return &Options{base: &basecmd.AdapterBase{Name: "kapacity-adapter"}}
+}
+
 // NewCommand returns the `adapter` subcommand.
 func NewCommand() *cobra.Command {
-	o := &Options{base: &basecmd.AdapterBase{Name: "kapacity-adapter"}}
+	o := newOptions()
 	cmd := &cobra.Command{
 		Use:   "adapter",
 		Short: "Serve custom, external and resource metrics APIs from Prometheus (replaces prometheus-adapter)",
@@ -135,7 +139,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("building the API server: %w", err)
 	}
-	if err := installResourceMetrics(ctx, server.GenericAPIServer, rules.Current(), prom, clientConfig, o.Prometheus.QueryTimeout, mapper); err != nil {
+	if err := installResourceMetrics(ctx, server.GenericAPIServer, rules.Current(), prom, clientConfig, o.Prometheus.QueryTimeout, mapper, requestMetrics); err != nil {
 		return err
 	}
 
