@@ -106,7 +106,9 @@ func StartAdapter(ctx context.Context, bed *cluster.Cluster, config string) (_ *
 	if a.Prometheus, err = NewSwitchableProxy(bed.PrometheusURL); err != nil {
 		return nil, err
 	}
-	if a.dir, err = os.MkdirTemp("", "kapacity-adapter-"); err != nil {
+	// Inside the bed's directory, so that an interrupted run that only gets to stop the bed
+	// still leaves nothing behind.
+	if a.dir, err = os.MkdirTemp(bed.Dir, "adapter-"); err != nil {
 		return nil, err
 	}
 	configPath := filepath.Join(a.dir, "config.yaml")
