@@ -8,6 +8,17 @@ BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 STATICCHECK_VERSION := v0.8.2
+# Control-plane versions are pinned in test/tools/go.mod (kubernetes, etcd) and test/tools/kwok/go.mod.
+KUBE_VERSION := v1.35.4
+KUBE_LDFLAGS := -s -w \
+	-X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=1 \
+	-X k8s.io/component-base/version.gitMinor=35 \
+	-X k8s.io/client-go/pkg/version.gitVersion=$(KUBE_VERSION) \
+	-X k8s.io/client-go/pkg/version.gitMajor=1 \
+	-X k8s.io/client-go/pkg/version.gitMinor=35
+KUBE_TOOLS := $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kubectl
+TOOLS := $(KUBE_TOOLS) $(BIN)/etcd $(BIN)/kwok $(BIN)/prometheus $(BIN)/promtool
 # Only the root module's packages; the tool modules under test/tools are not ours to test.
 UNIT_PACKAGES = $(shell $(GO) list ./... | grep -v '/test/')
 E2E_TIMEOUT ?= 30m
