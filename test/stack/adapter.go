@@ -24,8 +24,8 @@ import (
 	"github.com/kapacitystack/kapacity/test/sim"
 )
 
-// Namespace holds the adapter's Service.
-const Namespace = "kapacity-system"
+// Namespace holds the adapter's Service; not kapacity-system, which the deploy/ manifests own.
+const Namespace = "kapacity-test"
 
 // AdapterConfig is a prometheus-adapter config as a user would write it for the simulator's
 // series, plus Kapacity's resource rules and workload patterns.
