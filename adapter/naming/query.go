@@ -120,17 +120,7 @@ func (q *MetricsQuery) buildObject(req ObjectQuery, nameMatcher promql.Matcher) 
 	if err := checkLabelNames(groupBy); err != nil {
 		return "", err
 	}
-	rendered, err := promql.RenderMatchers(matchers)
-	if err != nil {
-		return "", err
-	}
-	return q.tmpl.Execute(promql.QueryData{
-		Series:            req.Series,
-		LabelMatchers:     rendered,
-		LabelValuesByName: valuesByName,
-		GroupBy:           strings.Join(groupBy, ","),
-		GroupBySlice:      groupBy,
-	})
+	return q.render(req.Series, matchers, valuesByName, strings.Join(groupBy, ","), groupBy)
 }
 
 // ExternalQuery asks for a metric not tied to named objects (external
@@ -185,16 +175,21 @@ func (q *MetricsQuery) BuildExternal(req ExternalQuery) (string, error) {
 	if err := checkLabelNames(append(groupBy, req.GroupBySlice...)); err != nil {
 		return "", err
 	}
+	return q.render(req.Series, matchers, valuesByName, req.GroupBy, req.GroupBySlice)
+}
+
+// render executes the template with validated matchers.
+func (q *MetricsQuery) render(series string, matchers []promql.Matcher, valuesByName map[string]string, groupBy string, groupBySlice []string) (string, error) {
 	rendered, err := promql.RenderMatchers(matchers)
 	if err != nil {
 		return "", err
 	}
 	return q.tmpl.Execute(promql.QueryData{
-		Series:            req.Series,
+		Series:            series,
 		LabelMatchers:     rendered,
 		LabelValuesByName: valuesByName,
-		GroupBy:           req.GroupBy,
-		GroupBySlice:      req.GroupBySlice,
+		GroupBy:           groupBy,
+		GroupBySlice:      groupBySlice,
 	})
 }
 
