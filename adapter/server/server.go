@@ -131,7 +131,7 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	requestMetrics := provider.NewMetrics(reg)
 	providerOpts := provider.Options{QueryTimeout: o.Prometheus.QueryTimeout, MaxRegexBytes: o.MaxRegexBytes}
-	o.base.WithCustomMetrics(provider.NewCustom(relister, prom, mapper, provider.NewMetadataLister(metadataClient), requestMetrics, providerOpts))
+	o.base.WithCustomMetrics(provider.NewCustom(relister, prom, mapper, provider.NewCachedLister(ctx, metadataClient), requestMetrics, providerOpts))
 	o.base.WithExternalMetrics(provider.NewExternal(relister, prom, mapper, requestMetrics, providerOpts))
 
 	o.setOpenAPIConfig()

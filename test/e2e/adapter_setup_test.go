@@ -21,8 +21,8 @@ var (
 )
 
 // useAdapter starts the adapter, registered as the APIService of all three metrics APIs, on first
-// use; later tests share it.
-func useAdapter(t *testing.T) *stack.Adapter {
+// use; later tests (and benchmarks) share it.
+func useAdapter(t testing.TB) *stack.Adapter {
 	t.Helper()
 	adapterOnce.Do(func() {
 		adapter, adapterErr = stack.StartAdapter(context.Background(), bed, stack.AdapterConfig)

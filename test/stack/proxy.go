@@ -7,14 +7,16 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // SwitchableProxy forwards to Prometheus on a fixed loopback port and can be stopped and started
 // again, so a test can make Prometheus unreachable for the adapter without disturbing the bed.
 type SwitchableProxy struct {
-	addr    string
-	handler http.Handler
+	addr     string
+	handler  http.Handler
+	observer atomic.Pointer[func(*http.Request)]
 
 	mu     sync.Mutex
 	server *http.Server
@@ -30,8 +32,25 @@ func NewSwitchableProxy(target string) (*SwitchableProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &SwitchableProxy{addr: fmt.Sprintf("127.0.0.1:%d", port), handler: httputil.NewSingleHostReverseProxy(u)}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	p := &SwitchableProxy{addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	p.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if observe := p.observer.Load(); observe != nil {
+			(*observe)(r)
+		}
+		proxy.ServeHTTP(w, r)
+	})
 	return p, p.Start()
+}
+
+// Observe has observe called with every request the proxy forwards, before forwarding it, until
+// the returned stop is called: it tells a benchmark the exact query the adapter sent. observe runs
+// on the serving goroutines, so it must be safe for concurrent use, and it must not read the body,
+// which is still to be forwarded. One observer at a time: a later call replaces an earlier one.
+func (p *SwitchableProxy) Observe(observe func(*http.Request)) (stop func()) {
+	ptr := &observe
+	p.observer.Store(ptr)
+	return func() { p.observer.CompareAndSwap(ptr, nil) }
 }
 
 func (p *SwitchableProxy) URL() string { return "http://" + p.addr }
