@@ -18,7 +18,7 @@ KUBE_LDFLAGS := -s -w \
 	-X k8s.io/client-go/pkg/version.gitMajor=1 \
 	-X k8s.io/client-go/pkg/version.gitMinor=35
 KUBE_TOOLS := $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kubectl
-TOOLS := $(KUBE_TOOLS) $(BIN)/etcd $(BIN)/kwok $(BIN)/prometheus $(BIN)/promtool
+TOOLS := $(KUBE_TOOLS) $(BIN)/etcd $(BIN)/kwok $(BIN)/prometheus $(BIN)/promtool $(BIN)/protoc
 # Only the root module's packages; the tool modules under test/tools are not ours to test.
 UNIT_PACKAGES = $(shell $(GO) list ./... | grep -v '/test/')
 E2E_TIMEOUT ?= 30m
@@ -61,15 +61,17 @@ demo: tools build ## Local cluster with everything running; Ctrl-C stops and cle
 	$(BIN)/kapacity demo --tools-bin $(BIN)
 
 .PHONY: generate
-generate: ## Regenerate deepcopy code and CRD manifests
+generate: $(BIN)/protoc ## Regenerate deepcopy code, CRD manifests and the gRPC code
 	bash test/tools/codegen/generate.sh
+	bash test/tools/protogen/generate.sh
 
 .PHONY: verify-generate
-verify-generate: ## Fail if `make generate` changes any file under config/ or deploy/
-	@snapshot() { git status --porcelain -- config deploy; git diff -- config deploy | sha256sum; \
-		git ls-files --others --exclude-standard -- config deploy | xargs -r cat | sha256sum; }; \
+verify-generate: ## Fail if `make generate` changes any generated file
+	@paths="config deploy historyapi"; \
+		snapshot() { git status --porcelain -- $$paths; git diff -- $$paths | sha256sum; \
+		git ls-files --others --exclude-standard -- $$paths | xargs -r cat | sha256sum; }; \
 		before=$$(snapshot); $(MAKE) --no-print-directory generate; after=$$(snapshot); \
-		if [ "$$before" != "$$after" ]; then git status --short -- config deploy; \
+		if [ "$$before" != "$$after" ]; then git status --short -- $$paths; \
 		echo "generated files were stale: 'make generate' changed them; commit the result"; exit 1; fi
 
 .PHONY: lint
@@ -112,6 +114,17 @@ $(BIN)/prometheus $(BIN)/promtool &:
 	fi
 	ln -sf "$$(command -v prometheus)" $(BIN)/prometheus
 	ln -sf "$$(command -v promtool)" $(BIN)/promtool
+
+# protoc for the gRPC code, from Debian's protobuf-compiler (the generated headers name its version).
+$(BIN)/protoc:
+	@mkdir -p $(BIN)
+	@if ! command -v protoc >/dev/null; then \
+		echo "installing Debian's protobuf-compiler package"; \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends protobuf-compiler >/dev/null; \
+	fi
+	ln -sf "$$(command -v protoc)" $(BIN)/protoc
 
 .PHONY: clean
 clean: ## Remove bin/ (the tools are rebuilt by the next `make tools`)

@@ -1,6 +1,7 @@
 // Package server is `kapacity adapter`: the aggregated API server serving custom.metrics.k8s.io,
 // external.metrics.k8s.io and metrics.k8s.io from Prometheus, with prometheus-adapter's config
-// format and flags.
+// format and flags, plus metric history (history.metrics.kapacitystack.io, and optionally
+// Kapacity's gRPC ProviderService).
 package server
 
 import (
@@ -22,6 +23,7 @@ import (
 	"github.com/kapacitystack/kapacity/adapter/provider"
 	"github.com/kapacitystack/kapacity/adapter/ruleset"
 	deployconfig "github.com/kapacitystack/kapacity/deploy/config"
+	"github.com/kapacitystack/kapacity/historyapi/query"
 )
 
 // Options are all flags of `kapacity adapter`.
@@ -34,6 +36,7 @@ type Options struct {
 	RelistInterval       time.Duration
 	MaxAge               time.Duration
 	MaxRegexBytes        int
+	History              HistoryOptions
 }
 
 func newOptions() *Options {
@@ -70,6 +73,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.base.FlagSet = fs
 	o.base.InstallFlags()
 	o.Prometheus.AddFlags(fs)
+	o.History.AddFlags(fs)
 	fs.StringVar(&o.ConfigFile, "config", "", "metrics-discovery config file (prometheus-adapter format); default: Kapacity's built-in config")
 	fs.DurationVar(&o.ConfigReloadInterval, "config-reload-interval", 10*time.Second, "how often the config file is checked for changes (0 disables reloading)")
 	fs.DurationVar(&o.RelistInterval, "metrics-relist-interval", time.Minute, "how often the series in Prometheus are listed to discover metrics; unknown metrics asked for also trigger a (rate-limited) listing")
@@ -79,7 +83,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 
 // Validate checks the flags.
 func (o *Options) Validate() []error {
-	errs := o.Prometheus.Validate()
+	errs := append(o.Prometheus.Validate(), o.History.Validate()...)
 	if o.RelistInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--metrics-relist-interval must be positive, got %s", o.RelistInterval))
 	}
@@ -131,13 +135,21 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	requestMetrics := provider.NewMetrics(reg)
 	providerOpts := provider.Options{QueryTimeout: o.Prometheus.QueryTimeout, MaxRegexBytes: o.MaxRegexBytes}
-	o.base.WithCustomMetrics(provider.NewCustom(relister, prom, mapper, provider.NewCachedLister(ctx, metadataClient), requestMetrics, providerOpts))
+	objects := provider.NewCachedLister(ctx, metadataClient)
+	o.base.WithCustomMetrics(provider.NewCustom(relister, prom, mapper, objects, requestMetrics, providerOpts))
 	o.base.WithExternalMetrics(provider.NewExternal(relister, prom, mapper, requestMetrics, providerOpts))
 
 	o.setOpenAPIConfig()
 	server, err := o.base.Server()
 	if err != nil {
 		return fmt.Errorf("building the API server: %w", err)
+	}
+	historyEngine := query.New(rules.Current, relister, prom, mapper, objects, requestMetrics, query.Options{
+		QueryTimeout: o.Prometheus.QueryTimeout, MaxRegexBytes: o.MaxRegexBytes,
+		Concurrency: o.History.ShardConcurrency, MaxRange: o.History.MaxRange, MaxPoints: o.History.MaxPoints,
+	})
+	if err := o.History.install(ctx, server.GenericAPIServer, historyEngine); err != nil {
+		return err
 	}
 	if err := installResourceMetrics(ctx, server.GenericAPIServer, rules.Current(), prom, clientConfig, o.Prometheus.QueryTimeout, mapper, requestMetrics); err != nil {
 		return err

@@ -38,7 +38,19 @@ rules:
       pod: {resource: pod}
   name: {matches: "^(.*)_total$", as: "${1}_per_second"}
   metricsQuery: 'sum(rate(<<.Series>>{<<.LabelMatchers>>}[20s])) by (<<.GroupBy>>)'
+# Gauges of the history tests, backfilled at one-minute resolution (no rate windows to outgrow).
+- seriesQuery: 'history_queue_length{namespace!="",pod!=""}'
+  resources:
+    overrides:
+      namespace: {resource: namespace}
+      pod: {resource: pod}
+  metricsQuery: 'sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)'
 externalRules:
+- seriesQuery: 'history_inflight{namespace!=""}'
+  resources:
+    overrides:
+      namespace: {resource: namespace}
+  metricsQuery: 'sum(<<.Series>>{<<.LabelMatchers>>})'
 - seriesQuery: 'http_requests_total{namespace!=""}'
   resources:
     overrides:
@@ -55,6 +67,7 @@ resourceRules:
     containerLabel: container
   memory:
     containerQuery: 'sum by (<<.GroupBy>>) (container_memory_working_set_bytes{container!="",container!="POD",<<.LabelMatchers>>})'
+    readyPodsOnlyContainerQuery: 'sum by (<<.GroupBy>>) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (container_memory_working_set_bytes{container!="",container!="POD",<<.LabelMatchers>>}))'
     resources:
       overrides:
         namespace: {resource: namespace}
@@ -76,6 +89,8 @@ type Adapter struct {
 	Prometheus *SwitchableProxy
 	// Port is the adapter's HTTPS port on 127.0.0.1.
 	Port int
+	// GRPCAddr is host:port of the adapter's gRPC ProviderService (plaintext, on loopback).
+	GRPCAddr string
 
 	cancel  context.CancelFunc
 	started bool          // the adapter goroutine runs
@@ -85,8 +100,9 @@ type Adapter struct {
 }
 
 // StartAdapter starts the simulator and the adapter (in this process) with config, registers the
-// adapter as the APIService of custom.metrics.k8s.io (v1beta1, v1beta2), external.metrics.k8s.io
-// and metrics.k8s.io, and returns once kube-apiserver reports them Available.
+// adapter as the APIService of custom.metrics.k8s.io (v1beta1, v1beta2), external.metrics.k8s.io,
+// metrics.k8s.io and history.metrics.kapacitystack.io, and returns once kube-apiserver reports
+// them Available. The adapter's gRPC ProviderService listens on GRPCAddr.
 func StartAdapter(ctx context.Context, bed *cluster.Cluster, config string) (_ *Adapter, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	a := &Adapter{cancel: cancel, done: make(chan struct{})}
@@ -118,6 +134,11 @@ func StartAdapter(ctx context.Context, bed *cluster.Cluster, config string) (_ *
 	if a.Port, err = freePort(); err != nil {
 		return nil, err
 	}
+	grpcPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	a.GRPCAddr = fmt.Sprintf("127.0.0.1:%d", grpcPort)
 	cmd := adapterserver.NewCommand()
 	cmd.SetArgs([]string{
 		"--bind-address=127.0.0.1",
@@ -130,6 +151,8 @@ func StartAdapter(ctx context.Context, bed *cluster.Cluster, config string) (_ *
 		"--config=" + configPath,
 		"--metrics-relist-interval=5s",
 		"--config-reload-interval=1s",
+		fmt.Sprintf("--grpc-port=%d", grpcPort),
+		"--grpc-bind-address=127.0.0.1",
 	})
 	a.started = true
 	go func() {
@@ -176,7 +199,7 @@ func (a *Adapter) Err() error {
 	}
 }
 
-// registerAPIServices makes kube-apiserver route the three metrics APIs to the adapter on loopback,
+// registerAPIServices makes kube-apiserver route the metrics APIs to the adapter on loopback,
 // through an ExternalName Service.
 func registerAPIServices(ctx context.Context, bed *cluster.Cluster, port int) error {
 	_, err := bed.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
@@ -219,6 +242,7 @@ func registerAPIServices(ctx context.Context, bed *cluster.Cluster, port int) er
 var metricsAPIs = []struct{ group, version string }{
 	{"custom.metrics.k8s.io", "v1beta1"}, {"custom.metrics.k8s.io", "v1beta2"},
 	{"external.metrics.k8s.io", "v1beta1"}, {"metrics.k8s.io", "v1beta1"},
+	{"history.metrics.kapacitystack.io", "v1alpha1"},
 }
 
 // waitAvailable waits until kube-apiserver reports the adapter's APIServices Available, failing
