@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	adapterserver "github.com/kapacitystack/kapacity/adapter/server"
+	"github.com/kapacitystack/kapacity/executor/manager"
 	"github.com/kapacitystack/kapacity/test/demo"
 )
 
@@ -42,7 +43,7 @@ func newRootCommand() *cobra.Command {
 		root.PersistentFlags().AddGoFlag(klogFlags.Lookup(name))
 	}
 
-	root.AddCommand(newVersionCommand(), adapterserver.NewCommand(), demo.NewCommand())
+	root.AddCommand(newVersionCommand(), adapterserver.NewCommand(), manager.NewCommand(), demo.NewCommand())
 	return root
 }
 

@@ -1,0 +1,234 @@
+// Package manager is the `kapacity manager` command: the IntelligentHorizontalPodAutoscaler,
+// HorizontalPortrait and ReplicaProfile controllers and the pod webhook in one controller-runtime
+// manager.
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/scale"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/executor/hportrait"
+	"github.com/kapacitystack/kapacity/executor/ihpa"
+	"github.com/kapacitystack/kapacity/executor/replicaprofile"
+	"github.com/kapacitystack/kapacity/executor/webhook"
+	"github.com/kapacitystack/kapacity/executor/workload"
+)
+
+// Options are the command's flags.
+type Options struct {
+	Kubeconfig              string
+	MetricsBindAddress      string
+	HealthProbeBindAddress  string
+	LeaderElect             bool
+	LeaderElectionNamespace string
+	LeaderElectionID        string
+	ReconcileConcurrency    int
+	Webhook                 webhook.Options
+}
+
+// NewOptions returns the defaults: metrics and probes on every interface as in a pod, no leader
+// election, the webhook on 9443 with a self-signed certificate.
+func NewOptions() *Options {
+	return &Options{
+		MetricsBindAddress:     ":8080",
+		HealthProbeBindAddress: ":8081",
+		LeaderElectionID:       "kapacity-manager",
+		ReconcileConcurrency:   1,
+		Webhook:                webhook.DefaultOptions(),
+	}
+}
+
+// AddFlags registers the flags on fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file; default: $KUBECONFIG, ~/.kube/config, then the in-cluster config")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, `address of the Prometheus metrics endpoint ("0" disables it)`)
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, `address of /healthz and /readyz ("0" disables them)`)
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect a leader, so that only one replica reconciles")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader election lease; default: the pod's namespace")
+	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "name of the leader election lease")
+	fs.IntVar(&o.ReconcileConcurrency, "reconcile-concurrency", o.ReconcileConcurrency, "workers per controller")
+	o.Webhook.AddFlags(fs)
+}
+
+// Validate checks the flags.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.ReconcileConcurrency < 1 {
+		errs = append(errs, fmt.Errorf("--reconcile-concurrency must be at least 1, got %d", o.ReconcileConcurrency))
+	}
+	if o.LeaderElect && o.LeaderElectionID == "" {
+		errs = append(errs, errors.New("--leader-election-id must not be empty with --leader-elect"))
+	}
+	if err := o.Webhook.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// NewCommand returns the `manager` subcommand.
+func NewCommand() *cobra.Command {
+	o := NewOptions()
+	cmd := &cobra.Command{
+		Use:   "manager",
+		Short: "Run the IHPA, HorizontalPortrait and ReplicaProfile controllers and the pod webhook",
+		Long: `manager runs Kapacity's controllers: IntelligentHorizontalPodAutoscalers choose a replica count
+from their portrait providers and move the workload there in gray batches through a ReplicaProfile,
+which takes pods out of traffic (Cutoff), parks them (Standby) and sets the workload's /scale.
+It also serves the mutating webhook that adds the kapacitystack.io/online readiness gate to pods
+labelled kapacitystack.io/inject-pod-readiness-gate=true.`,
+		Args:         cobra.NoArgs,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// Scheme returns the scheme the manager uses: client-go's kinds and Kapacity's.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (o *Options) restConfig() (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.Kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading the kubeconfig: %w", err)
+	}
+	cfg.UserAgent = "kapacity-manager"
+	return cfg, nil
+}
+
+// Run runs the manager until ctx ends.
+func (o *Options) Run(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	log := klog.NewKlogr().WithName("manager")
+	ctrl.SetLogger(log)
+	cfg, err := o.restConfig()
+	if err != nil {
+		return err
+	}
+	scheme, err := Scheme()
+	if err != nil {
+		return err
+	}
+	hookServer, hookRunnable, err := o.Webhook.Server(cfg)
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Logger:                  log,
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress:  o.HealthProbeBindAddress,
+		LeaderElection:          o.LeaderElect,
+		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		LeaderElectionID:        o.LeaderElectionID,
+		// Leaving the lease at once lets a restarted or new leader take over without waiting it out.
+		LeaderElectionReleaseOnCancel: true,
+		WebhookServer:                 hookServer,
+		GracefulShutdownTimeout:       ptr.To(10 * time.Second),
+		// The controllers' names are constants of this package, unique by construction. The
+		// check is global to the process, so it would refuse a manager restarted in-process.
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+		Cache: cache.Options{
+			// Pods are only watched for their labels and phase; keep the cache small.
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("creating the discovery client: %w", err)
+	}
+	scales, err := scale.NewForConfig(cfg, mgr.GetRESTMapper(), dynamic.LegacyAPIPathResolverFunc,
+		scale.NewDiscoveryScaleKindResolver(memory.NewMemCacheClient(disc)))
+	if err != nil {
+		return fmt.Errorf("creating the scale client: %w", err)
+	}
+	scaler := &workload.ScaleClient{Mapper: mgr.GetRESTMapper(), Scales: scales}
+
+	if err := (&replicaprofile.Reconciler{
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scaler: scaler,
+		Recorder: mgr.GetEventRecorder(replicaprofile.ControllerName),
+	}).SetupWithManager(mgr, o.ReconcileConcurrency); err != nil {
+		return fmt.Errorf("setting up the ReplicaProfile controller: %w", err)
+	}
+	if err := (&ihpa.Reconciler{
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(),
+		Recorder: mgr.GetEventRecorder(ihpa.ControllerName),
+	}).SetupWithManager(mgr, o.ReconcileConcurrency); err != nil {
+		return fmt.Errorf("setting up the IHPA controller: %w", err)
+	}
+	metrics, err := hportrait.NewMetricsClient(cfg, mgr.GetRESTMapper())
+	if err != nil {
+		return err
+	}
+	if err := (&hportrait.Reconciler{
+		Client: mgr.GetClient(), Scaler: scaler, Metrics: metrics,
+		Recorder: mgr.GetEventRecorder(hportrait.ControllerName),
+	}).SetupWithManager(mgr, o.ReconcileConcurrency); err != nil {
+		return fmt.Errorf("setting up the HorizontalPortrait controller: %w", err)
+	}
+	if hookServer != nil {
+		// GetWebhookServer adds the server to the manager's runnables.
+		mgr.GetWebhookServer().Register(webhook.Path, webhook.Handler(scheme))
+		if hookRunnable != nil {
+			if err := mgr.Add(hookRunnable); err != nil {
+				return err
+			}
+		}
+		if err := mgr.AddReadyzCheck("webhook", hookServer.StartedChecker()); err != nil {
+			return err
+		}
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	log.Info("starting the manager", "leaderElection", o.LeaderElect, "webhook", hookServer != nil)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running the manager: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,45 @@
+package manager
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{nil, ""},
+		{[]string{"--reconcile-concurrency=0"}, "--reconcile-concurrency"},
+		{[]string{"--leader-elect", "--leader-election-id="}, "--leader-election-id"},
+		{[]string{"--webhook-cert-mode=acme"}, "--webhook-cert-mode"},
+		{[]string{"--webhook-port=0", "--webhook-cert-mode=acme"}, ""},
+		{[]string{"--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0", "--webhook-cert-ips=127.0.0.1"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			fs := pflag.NewFlagSet("manager", pflag.ContinueOnError)
+			o := NewOptions()
+			o.AddFlags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			err := o.Validate()
+			if tt.wantErr == "" && err != nil {
+				t.Errorf("unexpected error: %v", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("error %v, want one mentioning %s", err, tt.wantErr)
+			}
+		})
+	}
+	if NewCommand().Flags().Lookup("webhook-cert-dir") == nil {
+		t.Error("the command lacks --webhook-cert-dir")
+	}
+	if _, err := Scheme(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,308 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/executor/manager"
+	"github.com/kapacitystack/kapacity/test/stack"
+)
+
+var (
+	managerOnce sync.Once
+	managerErr  error
+	mgr         *stack.Manager
+	crClient    client.Client
+	// kube is a client of its own with a high rate limit: the executor tests poll several objects
+	// and emulate the kubelet's readiness, which would starve the bed's shared client.
+	kube kubernetes.Interface
+)
+
+// useManager starts `kapacity manager` in this process on first use (CRDs, pod webhook and all);
+// later tests share it.
+func useManager(t testing.TB) *stack.Manager {
+	t.Helper()
+	managerOnce.Do(func() {
+		mgr, managerErr = stack.StartManager(context.Background(), bed)
+		if managerErr != nil {
+			return
+		}
+		suiteCleanups = append(suiteCleanups, mgr.Close)
+		var scheme *runtime.Scheme
+		if scheme, managerErr = manager.Scheme(); managerErr != nil {
+			return
+		}
+		cfg := rest.CopyConfig(bed.Config)
+		cfg.QPS, cfg.Burst = 200, 400
+		if kube, managerErr = kubernetes.NewForConfig(cfg); managerErr != nil {
+			return
+		}
+		crClient, managerErr = client.New(cfg, client.Options{Scheme: scheme})
+	})
+	if managerErr != nil {
+		t.Fatalf("starting the manager: %v", managerErr)
+	}
+	if err := mgr.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return mgr
+}
+
+// emulateKubeletReadiness plays the kubelet's part that kwok does not: a pod with readiness gates
+// is Ready only while all its gates' conditions are True. kwok sets Ready (and each gate's
+// condition) True once when the pod starts and never looks at the gates again, so without this a
+// cut-off pod would stay Ready and in its Service's endpoints.
+func emulateKubeletReadiness(ctx context.Context, t *testing.T, ns string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+			if err == nil {
+				for i := range pods.Items {
+					syncReady(ctx, &pods.Items[i])
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+}
+
+func syncReady(ctx context.Context, pod *corev1.Pod) {
+	if pod.Status.Phase != corev1.PodRunning || len(pod.Spec.ReadinessGates) == 0 {
+		return
+	}
+	want := corev1.ConditionTrue
+	for _, g := range pod.Spec.ReadinessGates {
+		if podCondition(pod, g.ConditionType) != corev1.ConditionTrue {
+			want = corev1.ConditionFalse
+		}
+	}
+	if podCondition(pod, corev1.PodReady) == want {
+		return
+	}
+	patch := fmt.Sprintf(`{"status":{"conditions":[{"type":"Ready","status":%q,"lastTransitionTime":%q}]}}`, want, time.Now().UTC().Format(time.RFC3339))
+	_, _ = kube.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status")
+}
+
+func podCondition(pod *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == t {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+// createNginx creates the quick-start's workload: StatefulSet "nginx" (pods labelled for the
+// readiness gate) and Service "nginx", and waits for the pods.
+func createNginx(ctx context.Context, t *testing.T, ns string, replicas int32) {
+	t.Helper()
+	podLabels := map[string]string{"app": "nginx", v1alpha1.InjectReadinessGateLabelKey: "true"}
+	_, err := kube.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "nginx"},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:            ptr.To(replicas),
+			ServiceName:         "nginx",
+			PodManagementPolicy: appsv1.ParallelPodManagement,
+			Selector:            &metav1.LabelSelector{MatchLabels: map[string]string{"app": "nginx"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "nginx", Image: "nginx", Ports: []corev1.ContainerPort{{ContainerPort: 80, Name: "web"}},
+					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}},
+				}}},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating statefulset: %v", err)
+	}
+	_, err = kube.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "nginx"},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "nginx"},
+			Ports:    []corev1.ServicePort{{Name: "web", Port: 80, TargetPort: intstr.FromString("web")}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating service: %v", err)
+	}
+}
+
+// loadSample reads a quick-start sample IHPA from the API's testdata.
+func loadSample(t *testing.T, name string) *v1alpha1.IntelligentHorizontalPodAutoscaler {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "config", "apis", "autoscaling", "v1alpha1", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ihpa := &v1alpha1.IntelligentHorizontalPodAutoscaler{}
+	if err := yaml.UnmarshalStrict(raw, ihpa); err != nil {
+		t.Fatalf("decoding %s: %v", name, err)
+	}
+	return ihpa
+}
+
+// observation is what a test sees of an autoscaled StatefulSet at one moment.
+type observation struct {
+	specReplicas   int32
+	pods           int // pods not being deleted
+	online, cutoff []string
+	readyEndpoints int
+	rpSpec         string
+	ihpaConditions string
+}
+
+func (o observation) String() string {
+	return fmt.Sprintf("sts.spec.replicas=%d pods=%d online=%v cutoff=%v readyEndpoints=%d rp={%s} ihpa=[%s]",
+		o.specReplicas, o.pods, o.online, o.cutoff, o.readyEndpoints, o.rpSpec, o.ihpaConditions)
+}
+
+// observe reads the StatefulSet, its pods (state label and online condition must agree), the
+// Service's ready endpoints, the ReplicaProfile and the IHPA's conditions.
+func observe(ctx context.Context, ns, ihpaName string) (observation, error) {
+	var o observation
+	sts, err := kube.AppsV1().StatefulSets(ns).Get(ctx, "nginx", metav1.GetOptions{})
+	if err != nil {
+		return o, err
+	}
+	o.specReplicas = ptr.Deref(sts.Spec.Replicas, 0)
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=nginx"})
+	if err != nil {
+		return o, err
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		o.pods++
+		online := podCondition(&p, v1alpha1.PodOnlineConditionType)
+		switch p.Labels[v1alpha1.PodStateLabelKey] {
+		case string(v1alpha1.PodStateCutoff):
+			if online == corev1.ConditionFalse {
+				o.cutoff = append(o.cutoff, p.Name)
+			}
+		case "":
+			if p.Status.Phase == corev1.PodRunning && online == corev1.ConditionTrue {
+				o.online = append(o.online, p.Name)
+			}
+		}
+	}
+	sort.Strings(o.online)
+	sort.Strings(o.cutoff)
+	slices, err := kube.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=nginx"})
+	if err != nil {
+		return o, err
+	}
+	for _, s := range slices.Items {
+		for _, e := range s.Endpoints {
+			if ptr.Deref(e.Conditions.Ready, false) {
+				o.readyEndpoints++
+			}
+		}
+	}
+	rp := &v1alpha1.ReplicaProfile{}
+	if err := crClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: ihpaName}, rp); err == nil {
+		o.rpSpec = fmt.Sprintf("online=%d cutoff=%d standby=%d", rp.Spec.OnlineReplicas, rp.Spec.CutoffReplicas, rp.Spec.StandbyReplicas)
+	}
+	ihpa := &v1alpha1.IntelligentHorizontalPodAutoscaler{}
+	if err := crClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: ihpaName}, ihpa); err == nil {
+		var parts []string
+		for _, c := range ihpa.Status.Conditions {
+			parts = append(parts, fmt.Sprintf("%s=%s(%s)", c.Type, c.Status, c.Reason))
+		}
+		if g := ihpa.Status.Gray; g != nil {
+			parts = append(parts, fmt.Sprintf("gray=%d%%@%s", g.GrayPercent, g.LastUpdateTime.Format(time.TimeOnly)))
+		}
+		o.ihpaConditions = strings.Join(parts, " ")
+	}
+	return o, nil
+}
+
+// ihpaEvents lists the messages of the IHPA's events, oldest first.
+func ihpaEvents(ctx context.Context, ns, name string) []string {
+	list, err := kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+	if err != nil {
+		return []string{err.Error()}
+	}
+	sort.Slice(list.Items, func(i, j int) bool { return eventTime(&list.Items[i]).Before(eventTime(&list.Items[j])) })
+	var out []string
+	for _, e := range list.Items {
+		out = append(out, fmt.Sprintf("%s %s: %s", e.Type, e.Reason, e.Message))
+	}
+	return out
+}
+
+func eventTime(e *corev1.Event) time.Time {
+	switch {
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	default:
+		return e.CreationTimestamp.Time
+	}
+}
+
+// minuteOfHour is the cron minute field of t (UTC) plus offset minutes.
+func minuteOfHour(t time.Time, offset int) int {
+	return (t.UTC().Minute() + offset + 60) % 60
+}
+
+// observationError describes a failed observation, or nothing when the poll's deadline caused it
+// (so that the failure message keeps the last real observation).
+func observationError(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// dumpOnFailure logs the namespace's events when the test fails.
+func dumpOnFailure(t *testing.T, ns string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		list, err := kube.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Logf("listing events: %v", err)
+			return
+		}
+		sort.Slice(list.Items, func(i, j int) bool { return eventTime(&list.Items[i]).Before(eventTime(&list.Items[j])) })
+		var lines []string
+		for _, e := range list.Items {
+			lines = append(lines, fmt.Sprintf("%s %s %s/%s %s: %s", eventTime(&e).Format(time.TimeOnly), e.Type, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message))
+		}
+		t.Logf("events of %s:\n%s", ns, strings.Join(lines, "\n"))
+	})
+}

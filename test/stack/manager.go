@@ -1,0 +1,225 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/executor/manager"
+	"github.com/kapacitystack/kapacity/executor/webhook"
+	"github.com/kapacitystack/kapacity/test/cluster"
+)
+
+// WebhookConfigurationName is the MutatingWebhookConfiguration InstallManager registers.
+const WebhookConfigurationName = "kapacity-pod-webhook-e2e"
+
+// Manager is `kapacity manager` running in this process against a test bed. Stop and Start
+// simulate a crash and a restart: nothing survives in memory between the two.
+type Manager struct {
+	bed  *cluster.Cluster
+	dir  string
+	port int
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// StartManager installs the CRDs and the pod webhook's configuration (served on 127.0.0.1 with
+// the manager's self-signed certificate) and starts the manager.
+func StartManager(ctx context.Context, bed *cluster.Cluster) (_ *Manager, err error) {
+	if err := InstallCRDs(ctx, bed); err != nil {
+		return nil, err
+	}
+	_, err = bed.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("creating namespace %s: %w", Namespace, err)
+	}
+	m := &Manager{bed: bed}
+	if m.dir, err = os.MkdirTemp(bed.Dir, "manager-"); err != nil {
+		return nil, err
+	}
+	if m.port, err = freePort(); err != nil {
+		return nil, err
+	}
+	if err := m.installWebhook(ctx); err != nil {
+		return nil, err
+	}
+	if err := m.Start(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Start starts the manager (again).
+func (m *Manager) Start() error {
+	if m.cancel != nil {
+		return errors.New("the manager is already running")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel, m.done, m.err = cancel, make(chan struct{}), nil
+	cmd := manager.NewCommand()
+	cmd.SetArgs([]string{
+		"--kubeconfig=" + m.bed.Kubeconfig,
+		"--metrics-bind-address=0",
+		"--health-probe-bind-address=127.0.0.1:0",
+		"--webhook-host=127.0.0.1",
+		fmt.Sprintf("--webhook-port=%d", m.port),
+		"--webhook-cert-dir=" + filepath.Join(m.dir, "certs"),
+		"--webhook-cert-secret-namespace=" + Namespace,
+		"--webhook-cert-secret-name=kapacity-webhook-cert",
+		"--webhook-configuration-name=" + WebhookConfigurationName,
+		"--webhook-cert-dns-names=localhost",
+		"--webhook-cert-ips=127.0.0.1",
+		"--reconcile-concurrency=4",
+	})
+	go func() {
+		defer close(m.done)
+		m.err = cmd.ExecuteContext(ctx)
+	}()
+	return nil
+}
+
+// Stop stops the manager and waits for it to return.
+func (m *Manager) Stop() {
+	if m.cancel == nil {
+		return
+	}
+	m.cancel()
+	select {
+	case <-m.done:
+	case <-time.After(30 * time.Second):
+		fmt.Fprintln(os.Stderr, "the manager did not stop within 30s")
+	}
+	m.cancel = nil
+}
+
+// Close stops the manager and removes its files.
+func (m *Manager) Close() {
+	m.Stop()
+	_ = os.RemoveAll(m.dir)
+}
+
+// Err reports why the manager stopped, or nil while it runs.
+func (m *Manager) Err() error {
+	if m.done == nil {
+		return nil
+	}
+	select {
+	case <-m.done:
+		if m.err == nil {
+			return errors.New("the manager stopped")
+		}
+		return fmt.Errorf("the manager stopped: %w", m.err)
+	default:
+		return nil
+	}
+}
+
+// installWebhook registers the pod webhook at the manager's loopback port; the manager fills in
+// the caBundle. Only labelled pods are sent to it, so a stopped manager blocks nobody else.
+func (m *Manager) installWebhook(ctx context.Context) error {
+	url := fmt.Sprintf("https://127.0.0.1:%d%s", m.port, webhook.Path)
+	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: WebhookConfigurationName},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:                    "mpod.kapacitystack.io",
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url},
+			AdmissionReviewVersions: []string{"v1"},
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{
+				v1alpha1.InjectReadinessGateLabelKey: "true",
+			}},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Rule: admissionregistrationv1.Rule{
+					APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods", "pods/status"},
+					Scope: ptr.To(admissionregistrationv1.NamespacedScope),
+				},
+			}},
+			TimeoutSeconds: ptr.To[int32](5),
+		}},
+	}
+	hooks := m.bed.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	_ = hooks.Delete(ctx, WebhookConfigurationName, metav1.DeleteOptions{})
+	if _, err := hooks.Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("registering the pod webhook: %w", err)
+	}
+	return nil
+}
+
+// InstallCRDs creates Kapacity's CRDs from deploy/crds (if missing) and waits until they are
+// established.
+func InstallCRDs(ctx context.Context, bed *cluster.Cluster) error {
+	_, self, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(self), "..", "..", "deploy", "crds")
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no CRDs found in %s: %v", dir, err)
+	}
+	client, err := apiextensions.NewForConfig(bed.Config)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := yaml.UnmarshalStrict(raw, crd); err != nil {
+			return fmt.Errorf("decoding %s: %w", f, err)
+		}
+		names = append(names, crd.Name)
+		if _, err := client.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating CRD %s: %w", crd.Name, err)
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var pending []string
+		for _, n := range names {
+			crd, err := client.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, n, metav1.GetOptions{})
+			if err != nil || !established(crd) {
+				pending = append(pending, n)
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("CRDs not established within a minute: %s", strings.Join(pending, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
+	for _, c := range crd.Status.Conditions {
+		if c.Type == apiextensionsv1.Established {
+			return c.Status == apiextensionsv1.ConditionTrue
+		}
+	}
+	return false
+}
