@@ -1,0 +1,199 @@
+package forecast
+
+import (
+	"encoding/csv"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tracesDir locates ../shared/data/traces relative to the repository root (the folder holding go.mod).
+func tracesDir(b *testing.B) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			b.Skip("repository root not found")
+		}
+		dir = parent
+	}
+	traces := filepath.Join(dir, "..", "shared", "data", "traces")
+	if _, err := os.Stat(traces); err != nil {
+		b.Skipf("no traces at %s", traces)
+	}
+	return traces
+}
+
+// readTrace reads a timestamp,value CSV and regularizes it on its most common step.
+func readTrace(path string) (Series, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Series{}, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return Series{}, fmt.Errorf("%s: %w", path, err)
+	}
+	var ts []time.Time
+	var vs []float64
+	for _, r := range rows[1:] {
+		t, err := time.Parse(time.DateTime, r[0])
+		if err != nil {
+			return Series{}, fmt.Errorf("%s: %w", path, err)
+		}
+		v, err := strconv.ParseFloat(r[1], 64)
+		if err != nil {
+			return Series{}, fmt.Errorf("%s: %w", path, err)
+		}
+		ts, vs = append(ts, t), append(vs, v)
+	}
+	diffs := map[time.Duration]int{}
+	for i := 1; i < len(ts); i++ {
+		diffs[ts[i].Sub(ts[i-1])]++
+	}
+	var step time.Duration
+	for d, c := range diffs {
+		if d > 0 && (step == 0 || c > diffs[step]) {
+			step = d
+		}
+	}
+	return Regularize(strings.TrimSuffix(filepath.Base(path), ".csv"), ts, vs, step)
+}
+
+// benchConfig chooses the model per trace step: forecast 12 steps (1 h at 5 min, 6 h at 30 min) from one
+// day (30 min) or six hours (5 min) of context; the time embeddings carry the longer cycles.
+func benchConfig(step time.Duration) Config {
+	c := DefaultConfig()
+	c.Freq = fmt.Sprintf("%dmin", int(step/time.Minute))
+	c.PredictionLength = 12
+	c.ContextLength = 48
+	if step < 30*time.Minute {
+		c.ContextLength = 72
+	}
+	c.HiddenSize, c.Epochs, c.Patience, c.SamplesPerEpoch, c.LearningRate = 64, 40, 6, 4096, 1e-3
+	return c
+}
+
+// BenchmarkTraces trains on the first 80% of each trace and forecasts the rest in consecutive horizons,
+// reporting the model's accuracy next to seasonal-naive and last-value on the same windows.
+func BenchmarkTraces(b *testing.B) {
+	dir := tracesDir(b)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.csv"))
+	sort.Strings(files)
+	for _, file := range files {
+		s, err := readTrace(file)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(s.ID, func(b *testing.B) {
+			cfg := benchConfig(s.Step)
+			cut := len(s.Values) * 8 / 10
+			train := s
+			train.Values = s.Values[:cut]
+			season := SeasonLength(s.Step, cut)
+			var m *Model
+			var epochs int
+			var trainTime time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				m, err = Train([]Series{train}, cfg, TrainOptions{OnEpoch: func(e EpochStats) { epochs = e.Epoch }})
+				if err != nil {
+					b.Fatal(err)
+				}
+				trainTime = time.Since(t0)
+			}
+			p := cfg.PredictionLength
+			var qs []Query
+			var act, fs, fl []float64
+			for o := cut; o+p <= len(s.Values); o += p {
+				qs = append(qs, Query{ID: s.ID, History: s.Values[:o], Last: s.TimeAt(o - 1)})
+				act = append(act, s.Values[o:o+p]...)
+				fs = append(fs, SeasonalNaive(s.Values[:o], season, p)...)
+				fl = append(fl, LastValue(s.Values[:o], p)...)
+			}
+			out, err := m.PredictBatch(qs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var fm []float64
+			for _, o := range out {
+				fm = append(fm, o...)
+			}
+			am := Evaluate(act, fm, train.Values, season)
+			as := Evaluate(act, fs, train.Values, season)
+			al := Evaluate(act, fl, train.Values, season)
+			size := 0
+			dirM := b.TempDir()
+			if err := m.Save(dirM); err != nil {
+				b.Fatal(err)
+			}
+			ents, _ := os.ReadDir(dirM)
+			for _, e := range ents {
+				if fi, err := e.Info(); err == nil {
+					size += int(fi.Size())
+				}
+			}
+			b.ReportMetric(trainTime.Seconds(), "train-s")
+			b.ReportMetric(float64(epochs), "epochs")
+			b.ReportMetric(float64(size)/1024, "model-KiB")
+			b.ReportMetric(float64(season), "season-steps")
+			b.ReportMetric(am.MAE, "MAE")
+			b.ReportMetric(am.RMSE, "RMSE")
+			b.ReportMetric(am.MASE, "MASE")
+			b.ReportMetric(am.SMAPE, "sMAPE-%")
+			b.ReportMetric(as.MASE, "snaive-MASE")
+			b.ReportMetric(as.SMAPE, "snaive-sMAPE-%")
+			b.ReportMetric(al.MASE, "last-MASE")
+			b.ReportMetric(al.SMAPE, "last-sMAPE-%")
+			b.ReportMetric(am.MAE/as.MAE, "MAE/snaive")
+			b.ReportMetric(am.RMSE/as.RMSE, "RMSE/snaive")
+			b.ReportMetric(am.MAE/al.MAE, "MAE/last")
+			b.ReportMetric(am.RMSE/al.RMSE, "RMSE/last")
+		})
+	}
+}
+
+// BenchmarkTrainStep times one Adam step (forward, backward, update) of a batch of 32 at the shape used for
+// 5-minute traces (C=72, 4 time features: 1440 inputs, hidden 64, 4 gated layers, 12 outputs). This is the
+// figure compared with GoMLX in doc.go.
+func BenchmarkTrainStep(b *testing.B) {
+	a := Arch{NumSeries: 1, ContextLength: 72, PredictionLength: 12, Cardinalities: []int{60, 24, 8, 32}, HiddenSize: 64, NumLayers: 4}
+	rng := rand.New(rand.NewPCG(1, 2))
+	net := newNetwork(a)
+	net.init(rng)
+	var samples []*sample
+	for i := 0; i < 32; i++ {
+		s := &sample{x: make([]float64, 72), y: make([]float64, 12), start: []int{1, 2, 3, 4}, end: []int{5, 6, 7, 8}}
+		for j := range s.x {
+			s.x[j] = rng.NormFloat64()
+		}
+		samples = append(samples, s)
+	}
+	g := newNetwork(a)
+	opt := &adam{lr: 1e-3, b1: 0.9, b2: 0.999, eps: 1e-8, m: newNetwork(a), v: newNetwork(a)}
+	bt := newBatch(a, 32)
+	for b.Loop() {
+		net.forward(samples, bt)
+		for i, s := range samples {
+			for j := range s.y {
+				bt.dout[i*12+j] = sign(bt.out[i*12+j]-s.y[j]) / (32 * 12)
+			}
+		}
+		zero(g)
+		net.backward(samples, bt, g)
+		opt.step(net, g)
+	}
+}
