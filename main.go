@@ -13,6 +13,7 @@ import (
 
 	adapterserver "github.com/kapacitystack/kapacity/adapter/server"
 	"github.com/kapacitystack/kapacity/executor/manager"
+	"github.com/kapacitystack/kapacity/recommender/cli"
 	"github.com/kapacitystack/kapacity/test/demo"
 )
 
@@ -43,7 +44,8 @@ func newRootCommand() *cobra.Command {
 		root.PersistentFlags().AddGoFlag(klogFlags.Lookup(name))
 	}
 
-	root.AddCommand(newVersionCommand(), adapterserver.NewCommand(), manager.NewCommand(), demo.NewCommand())
+	root.AddCommand(newVersionCommand(), adapterserver.NewCommand(), manager.NewCommand(),
+		cli.NewTrainCommand(), cli.NewForecastCommand(), cli.NewRecommendCommand(), demo.NewCommand())
 	return root
 }
 
