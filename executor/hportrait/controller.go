@@ -3,8 +3,11 @@
 // to the portrait's status, where the owning IntelligentHorizontalPodAutoscaler reads them.
 //
 // Portraits with an externalGeneratorName belong to another controller and are ignored.
-// The ExternalJob algorithm (a CronJob writing a ConfigMap) is not implemented yet: such portraits
-// get PortraitGenerated=False with reason FailedGetPortraitGenerator.
+// ExternalJob portraits (Kapacity's predictive algorithm) get a CronJob, "<namespace>-<name>" in the
+// algorithm job namespace, built from their template, and their status is read from the ConfigMap
+// "<name>-result" the job writes in the portrait's namespace. A finalizer marks that such a job
+// may exist, so it is removed with the portrait, or when the portrait leaves ExternalJob, even
+// after a restart.
 package hportrait
 
 import (
@@ -12,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -28,6 +32,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
@@ -51,6 +57,8 @@ type Reconciler struct {
 	Scaler   workload.Scaler
 	Metrics  MetricsClient
 	Recorder events.EventRecorder
+	// Jobs are the defaults of ExternalJob portraits' CronJobs.
+	Jobs JobOptions
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -64,6 +72,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		For(&v1alpha1.HorizontalPortrait{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}, internal)).
+		// ExternalJob results: "<portrait>-result" in the portrait's namespace.
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(resultOwner), builder.WithPredicates(resultPredicate())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, concurrency), RecoverPanic: ptr.To(true)}).
 		Complete(r)
 }
@@ -78,11 +88,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, fmt.Errorf("getting HorizontalPortrait: %w", err)
 	}
-	if !hp.DeletionTimestamp.IsZero() || hp.Spec.ExternalGeneratorName != "" {
+	if !hp.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.cleanupJob(ctx, hp)
+	}
+	if hp.Spec.ExternalGeneratorName != "" {
 		return ctrl.Result{}, nil
 	}
 	original := hp.Status.DeepCopy()
 	hp.Spec.PortraitSpec.Default()
+	if hp.Spec.Algorithm.Type == v1alpha1.ExternalJobPortraitAlgorithmType {
+		// Event-driven: the result ConfigMap's changes enqueue the portrait.
+		return ctrl.Result{}, r.externalJob(ctx, hp, original)
+	}
+	// A portrait that left ExternalJob has its job removed.
+	if err := r.cleanupJob(ctx, hp); err != nil {
+		return ctrl.Result{}, err
+	}
 	if hp.Spec.PortraitType != v1alpha1.ReactivePortraitType || hp.Spec.Algorithm.Type != v1alpha1.KubeHPAPortraitAlgorithmType {
 		err := fmt.Errorf("no in-process generator for portrait type %q with algorithm %q: only %s with %s is supported",
 			hp.Spec.PortraitType, hp.Spec.Algorithm.Type, v1alpha1.ReactivePortraitType, v1alpha1.KubeHPAPortraitAlgorithmType)
@@ -300,4 +321,19 @@ func (r *Reconciler) updateStatus(ctx context.Context, hp *v1alpha1.HorizontalPo
 		return fmt.Errorf("updating status: %w", err)
 	}
 	return nil
+}
+
+// resultPredicate passes result ConfigMaps when created, or when their data changes.
+func resultPredicate() predicate.Funcs {
+	isResult := func(o client.Object) bool { return strings.HasSuffix(o.GetName(), resultSuffix) }
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return isResult(e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, ok1 := e.ObjectOld.(*corev1.ConfigMap)
+			n, ok2 := e.ObjectNew.(*corev1.ConfigMap)
+			return ok1 && ok2 && isResult(n) && !equality.Semantic.DeepEqual(o.Data, n.Data)
+		},
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
 }

@@ -32,7 +32,9 @@ import (
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
 	"github.com/kapacitystack/kapacity/executor/gray"
+	"github.com/kapacitystack/kapacity/executor/hportrait"
 	"github.com/kapacitystack/kapacity/executor/portrait"
+	"github.com/kapacitystack/kapacity/executor/workload"
 )
 
 // ControllerName is the controller's name and its events' reporter.
@@ -67,6 +69,10 @@ type Reconciler struct {
 	// effect, not from a cache that may not have seen the last write yet.
 	Reader   client.Reader
 	Recorder events.EventRecorder
+	// Scaler and Metrics let stability checkers measure the workload's online pods; without them
+	// the checkers report FailedCheckStability and never stop a change.
+	Scaler  workload.Scaler
+	Metrics hportrait.MetricsClient
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -166,6 +172,10 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, r.fail(ctx, ihpa, original, ReasonFailedPlan, err)
 	}
+	checkAfter, err := r.stabilize(ctx, ihpa, original, &plan, profile, now)
+	if err != nil {
+		return ctrl.Result{}, r.fail(ctx, ihpa, original, ReasonFailedCheckStability, err)
+	}
 	ihpa.Status = plan.Status
 	setCondition(ihpa, v1alpha1.ScalingLimited, limitStatus(plan.LimitReason), plan.LimitReason, limitMessage(plan.LimitReason, plan.Desired))
 	log.V(1).Info("plan", "value", merged.Message, "plan", plan.Reason, "target", plan.Target, "requeueAfter", plan.RequeueAfter)
@@ -194,8 +204,10 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.updateStatus(ctx, ihpa, original); err != nil {
 		return ctrl.Result{}, err
 	}
-	if plan.RequeueAfter > 0 && (requeue == 0 || plan.RequeueAfter < requeue) {
-		requeue = plan.RequeueAfter
+	for _, d := range []time.Duration{plan.RequeueAfter, checkAfter} {
+		if d > 0 && (requeue == 0 || d < requeue) {
+			requeue = d
+		}
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }

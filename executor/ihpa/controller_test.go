@@ -2,14 +2,21 @@ package ihpa
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/executor/replicacalc"
 )
 
 var t0 = time.Date(2025, 1, 1, 10, 5, 0, 0, time.UTC)
@@ -258,4 +266,162 @@ func TestDynamicProviderOwnsItsPortrait(t *testing.T) {
 	if got := counts(e.profile(t, "gray")); got != [3]int32{4, 0, 0} {
 		t.Errorf("profile %v, want 4 online", got)
 	}
+}
+
+// fakeScaler reports the StatefulSet's selector.
+type fakeScaler struct{}
+
+func (fakeScaler) GetScale(context.Context, string, autoscalingv2.CrossVersionObjectReference) (*autoscalingv1.Scale, schema.GroupResource, error) {
+	return &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "nginx"}, Status: autoscalingv1.ScaleStatus{Replicas: 5, Selector: "app=nginx"}},
+		schema.GroupResource{Group: "apps", Resource: "statefulsets"}, nil
+}
+
+func (fakeScaler) UpdateScale(_ context.Context, _ string, _ schema.GroupResource, s *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+	return s, nil
+}
+
+// rateMetrics serves a Pods metric: the total traffic shared by the pods without a state label.
+type rateMetrics struct {
+	c     client.Client
+	total int64 // milli
+}
+
+func (m *rateMetrics) PodMetric(ctx context.Context, ns string, sel labels.Selector, _ string, _ labels.Selector) (replicacalc.Samples, error) {
+	var list corev1.PodList
+	if err := m.c.List(ctx, &list, client.InNamespace(ns), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, err
+	}
+	var online []string
+	for _, p := range list.Items {
+		if p.Labels[v1alpha1.PodStateLabelKey] == "" {
+			online = append(online, p.Name)
+		}
+	}
+	out := replicacalc.Samples{}
+	for _, p := range list.Items {
+		out[p.Name] = replicacalc.Sample{}
+	}
+	for _, n := range online {
+		out[n] = replicacalc.Sample{Value: m.total / int64(len(online))}
+	}
+	return out, nil
+}
+
+func (m *rateMetrics) PodResource(context.Context, string, labels.Selector, corev1.ResourceName, string) (replicacalc.Samples, error) {
+	return nil, errors.New("not served")
+}
+
+func (m *rateMetrics) ObjectMetric(context.Context, string, autoscalingv2.CrossVersionObjectReference, string, labels.Selector) (int64, error) {
+	return 0, errors.New("not served")
+}
+
+func (m *rateMetrics) ExternalMetric(context.Context, string, string, labels.Selector) (int64, error) {
+	return 0, errors.New("not served")
+}
+
+// applyProfile plays the ReplicaProfile controller: it labels the pods as the profile says
+// (cutoff pods from the highest ordinal down).
+func applyProfile(t *testing.T, e *env) {
+	t.Helper()
+	rp := e.profile(t, "gray")
+	for i := range int(rp.Spec.OnlineReplicas + rp.Spec.CutoffReplicas) {
+		p := &corev1.Pod{}
+		if err := e.c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: fmt.Sprintf("nginx-%d", i)}, p); err != nil {
+			t.Fatal(err)
+		}
+		delete(p.Labels, v1alpha1.PodStateLabelKey)
+		if int32(i) >= rp.Spec.OnlineReplicas {
+			p.Labels[v1alpha1.PodStateLabelKey] = string(v1alpha1.PodStateCutoff)
+		}
+		if err := e.c.Update(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestStabilityCheckers walks a gray scale-down 5 → 1 (50% batches every 30 s, Cutoff) watched by a
+// checker on the per-pod rate (40 req/s in total, anomaly above 10 per online pod): the first
+// batch leaves 3 pods at 13.3 each. Rollback returns the 2 cutoff pods online and restarts the
+// change after the cool-down; Pause holds 3+2 until the cool-down, then the change goes on.
+func TestStabilityCheckers(t *testing.T) {
+	tests := []struct {
+		action v1alpha1.StabilizationActionType
+		steps  []stabilityStep
+	}{
+		{v1alpha1.StabilizationActionRollback, []stabilityStep{
+			{at: 0, want: [3]int32{3, 2, 0}, stable: metav1.ConditionTrue},
+			{at: 5 * time.Second, want: [3]int32{5, 0, 0}, stable: metav1.ConditionFalse, reason: ReasonAnomalyRolledBack, event: "stability anomaly: qps"},
+			// Pods back online are fine, but the cool-down (60 s from the last sighting) holds.
+			{at: 40 * time.Second, want: [3]int32{5, 0, 0}, stable: metav1.ConditionFalse, reason: ReasonAnomalyRolledBack},
+			{at: 65 * time.Second, want: [3]int32{3, 2, 0}, stable: metav1.ConditionTrue, reason: ReasonNoAnomaly, event: "no anomaly for 1m0s"},
+		}},
+		{v1alpha1.StabilizationActionPause, []stabilityStep{
+			{at: 0, want: [3]int32{3, 2, 0}, stable: metav1.ConditionTrue},
+			{at: 5 * time.Second, want: [3]int32{3, 2, 0}, stable: metav1.ConditionFalse, reason: ReasonAnomalyPaused, event: "stability anomaly: qps"},
+			// The second batch was due at +30 s; the anomaly, seen again, extends the pause.
+			{at: 35 * time.Second, want: [3]int32{3, 2, 0}, stable: metav1.ConditionFalse, reason: ReasonAnomalyPaused},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.action), func(t *testing.T) {
+			a := grayIHPA()
+			a.Spec.PortraitProviders = a.Spec.PortraitProviders[:1]
+			a.Spec.PortraitProviders[0].Static.Replicas = 5
+			target := resource.MustParse("10")
+			a.Spec.Behavior.ScaleDown.GrayStrategy.StabilityCheckers = []v1alpha1.StabilityChecker{{
+				Type: v1alpha1.MetricsStabilityCheckerType, StabilizationAction: tt.action, CoolDownSeconds: 60,
+				Metrics: &v1alpha1.MetricsStabilityChecker{Metrics: []v1alpha1.MetricSpec{{Name: "qps", MetricSpec: autoscalingv2.MetricSpec{
+					Type: autoscalingv2.PodsMetricSourceType,
+					Pods: &autoscalingv2.PodsMetricSource{Metric: autoscalingv2.MetricIdentifier{Name: "qps"},
+						Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: &target}},
+				}}}},
+			}}
+			objs := []client.Object{a}
+			for i := range 5 {
+				objs = append(objs, &corev1.Pod{
+					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("nginx-%d", i), Namespace: "ns", Labels: map[string]string{"app": "nginx"}},
+					Status:     corev1.PodStatus{Phase: corev1.PodRunning},
+				})
+			}
+			e := newEnv(t, objs...)
+			e.r.Scaler, e.r.Metrics = fakeScaler{}, &rateMetrics{c: e.c, total: 40000}
+			e.reconcile(t, "gray")
+			applyProfile(t, e)
+			// Scale down to 1.
+			cur := e.ihpa(t, "gray")
+			cur.Spec.PortraitProviders[0].Static.Replicas = 1
+			if err := e.c.Update(context.Background(), cur); err != nil {
+				t.Fatal(err)
+			}
+			e.events()
+			start := e.now
+			for _, s := range tt.steps {
+				e.now = start.Add(s.at)
+				res := e.reconcile(t, "gray")
+				applyProfile(t, e)
+				if got := counts(e.profile(t, "gray")); got != s.want {
+					t.Errorf("at +%s: profile %v, want %v", s.at, got, s.want)
+				}
+				c := meta.FindStatusCondition(e.ihpa(t, "gray").Status.Conditions, string(ConditionStable))
+				if c == nil || c.Status != s.stable || (s.reason != "" && c.Reason != s.reason) {
+					t.Errorf("at +%s: Stable = %+v, want %s %s", s.at, c, s.stable, s.reason)
+				}
+				if res.RequeueAfter <= 0 || res.RequeueAfter > stabilityCheckPeriod {
+					t.Errorf("at +%s: requeue after %s, want a check within %s", s.at, res.RequeueAfter, stabilityCheckPeriod)
+				}
+				ev := strings.Join(e.events(), "\n")
+				if s.event != "" && !strings.Contains(ev, s.event) {
+					t.Errorf("at +%s: events %q, want %q", s.at, ev, s.event)
+				}
+			}
+		})
+	}
+}
+
+type stabilityStep struct {
+	at     time.Duration
+	want   [3]int32
+	stable metav1.ConditionStatus
+	reason string
+	event  string
 }

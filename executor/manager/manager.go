@@ -45,6 +45,8 @@ type Options struct {
 	LeaderElectionID        string
 	ReconcileConcurrency    int
 	Webhook                 webhook.Options
+	// AlgorithmJobs are the defaults of ExternalJob portraits' CronJobs.
+	AlgorithmJobs hportrait.JobOptions
 }
 
 // NewOptions returns the defaults: metrics and probes on every interface as in a pod, no leader
@@ -56,6 +58,7 @@ func NewOptions() *Options {
 		LeaderElectionID:       "kapacity-manager",
 		ReconcileConcurrency:   1,
 		Webhook:                webhook.DefaultOptions(),
+		AlgorithmJobs:          hportrait.JobOptions{Namespace: "kapacity-system", ServiceAccount: "kapacity-algorithm-job"},
 	}
 }
 
@@ -68,6 +71,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader election lease; default: the pod's namespace")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "name of the leader election lease")
 	fs.IntVar(&o.ReconcileConcurrency, "reconcile-concurrency", o.ReconcileConcurrency, "workers per controller")
+	fs.StringVar(&o.AlgorithmJobs.Namespace, "algorithm-job-namespace", o.AlgorithmJobs.Namespace, "namespace of the CronJobs of ExternalJob portraits")
+	fs.StringVar(&o.AlgorithmJobs.ServiceAccount, "algorithm-job-default-service-account", o.AlgorithmJobs.ServiceAccount, "service account of algorithm jobs whose template names none")
+	fs.StringVar(&o.AlgorithmJobs.PredictiveImage, "algorithm-job-default-image-horizontal-predictive", o.AlgorithmJobs.PredictiveImage, `image of the "algorithm" container of Predictive portraits whose template sets none`)
+	fs.StringVar(&o.AlgorithmJobs.MetricsServerAddr, "algorithm-job-default-metrics-server-addr", o.AlgorithmJobs.MetricsServerAddr, "METRICS_SERVER_ADDR given to algorithm jobs unless their template sets it")
 	o.Webhook.AddFlags(fs)
 }
 
@@ -192,18 +199,18 @@ func (o *Options) Run(ctx context.Context) error {
 	}).SetupWithManager(mgr, o.ReconcileConcurrency); err != nil {
 		return fmt.Errorf("setting up the ReplicaProfile controller: %w", err)
 	}
-	if err := (&ihpa.Reconciler{
-		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(),
-		Recorder: mgr.GetEventRecorder(ihpa.ControllerName),
-	}).SetupWithManager(mgr, o.ReconcileConcurrency); err != nil {
-		return fmt.Errorf("setting up the IHPA controller: %w", err)
-	}
 	metrics, err := hportrait.NewMetricsClient(cfg, mgr.GetRESTMapper())
 	if err != nil {
 		return err
 	}
+	if err := (&ihpa.Reconciler{
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scaler: scaler, Metrics: metrics,
+		Recorder: mgr.GetEventRecorder(ihpa.ControllerName),
+	}).SetupWithManager(mgr, o.ReconcileConcurrency); err != nil {
+		return fmt.Errorf("setting up the IHPA controller: %w", err)
+	}
 	if err := (&hportrait.Reconciler{
-		Client: mgr.GetClient(), Scaler: scaler, Metrics: metrics,
+		Client: mgr.GetClient(), Scaler: scaler, Metrics: metrics, Jobs: o.AlgorithmJobs,
 		Recorder: mgr.GetEventRecorder(hportrait.ControllerName),
 	}).SetupWithManager(mgr, o.ReconcileConcurrency); err != nil {
 		return fmt.Errorf("setting up the HorizontalPortrait controller: %w", err)
