@@ -18,24 +18,32 @@ import (
 // External serves external.metrics.k8s.io.
 type External struct {
 	base
+	portraits PortraitLister // nil: predicted replicas are not served
 }
 
 var _ cmprovider.ExternalMetricsProvider = (*External)(nil)
 
-// NewExternal returns the external metrics provider.
-func NewExternal(registry Registry, querier promclient.Querier, mapper meta.RESTMapper, metrics *Metrics, opts Options) *External {
+// NewExternal returns the external metrics provider. With portraits, it also serves
+// PredictedReplicasMetric from HorizontalPortrait status.
+func NewExternal(registry Registry, querier promclient.Querier, mapper meta.RESTMapper, portraits PortraitLister, metrics *Metrics, opts Options) *External {
 	opts.setDefaults()
-	return &External{base: base{registry: registry, querier: querier, mapper: mapper, opts: opts, metrics: metrics}}
+	return &External{base: base{registry: registry, querier: querier, mapper: mapper, opts: opts, metrics: metrics}, portraits: portraits}
 }
 
 // ListAllExternalMetrics lists the discovered external metric names.
 func (e *External) ListAllExternalMetrics() []cmprovider.ExternalMetricInfo {
+	var out []cmprovider.ExternalMetricInfo
+	if e.portraits != nil {
+		out = append(out, cmprovider.ExternalMetricInfo{Metric: PredictedReplicasMetric})
+	}
 	reg := e.registry.Registry()
 	if reg == nil {
-		return nil
+		return out
 	}
-	out := make([]cmprovider.ExternalMetricInfo, 0, len(reg.External))
 	for name := range reg.External {
+		if name == PredictedReplicasMetric && e.portraits != nil {
+			continue // served from portraits; listed once above
+		}
 		out = append(out, cmprovider.ExternalMetricInfo{Metric: name})
 	}
 	return out
@@ -48,6 +56,13 @@ func (e *External) GetExternalMetric(ctx context.Context, namespace string, metr
 	began := e.opts.Now()
 	metricLabel := "unknown"
 	defer func() { e.metrics.Observe("external", metricLabel, began, err) }()
+
+	// Served from the cluster, not Prometheus: it must work before discovery and whatever the
+	// rules say.
+	if info.Metric == PredictedReplicasMetric && e.portraits != nil {
+		metricLabel = info.Metric
+		return e.predictedReplicas(namespace, metricSelector, began)
+	}
 
 	reg, err := e.currentRegistry()
 	if err != nil {

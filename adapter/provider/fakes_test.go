@@ -209,7 +209,7 @@ func newCustom(registry Registry, q promclient.Querier, objects ObjectLister) *C
 }
 
 func newExternal(registry Registry, q promclient.Querier) *External {
-	return NewExternal(registry, q, namingtest.NewRESTMapper(), NewMetrics(prometheus.NewRegistry()),
+	return NewExternal(registry, q, namingtest.NewRESTMapper(), nil, NewMetrics(prometheus.NewRegistry()),
 		Options{Now: func() time.Time { return testNow }})
 }
 

@@ -137,7 +137,12 @@ func (o *Options) Run(ctx context.Context) error {
 	providerOpts := provider.Options{QueryTimeout: o.Prometheus.QueryTimeout, MaxRegexBytes: o.MaxRegexBytes}
 	objects := provider.NewCachedLister(ctx, metadataClient)
 	o.base.WithCustomMetrics(provider.NewCustom(relister, prom, mapper, objects, requestMetrics, providerOpts))
-	o.base.WithExternalMetrics(provider.NewExternal(relister, prom, mapper, requestMetrics, providerOpts))
+	dynamicClient, err := o.base.DynamicClient()
+	if err != nil {
+		return fmt.Errorf("building the dynamic client: %w", err)
+	}
+	portraits := provider.NewCachedPortraits(ctx, dynamicClient)
+	o.base.WithExternalMetrics(provider.NewExternal(relister, prom, mapper, portraits, requestMetrics, providerOpts))
 
 	o.setOpenAPIConfig()
 	server, err := o.base.Server()

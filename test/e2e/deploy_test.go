@@ -47,6 +47,14 @@ func TestDeployManifestsAreAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ns := newNamespace(ctx, t)
+	examples, err := kubectl(ctx, "apply", "--dry-run=server", "-n", ns, "-f", filepath.Join(repoRoot(t), "deploy", "examples"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(examples, "horizontalpodautoscaler.autoscaling/web created (server dry run)") {
+		t.Errorf("example HPA not accepted:\n%s", examples)
+	}
 	for _, want := range []string{
 		"customresourcedefinition.apiextensions.k8s.io/intelligenthorizontalpodautoscalers.autoscaling.kapacitystack.io",
 		"deployment.apps/kapacity-adapter", "configmap/kapacity-adapter-config",
