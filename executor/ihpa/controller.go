@@ -34,6 +34,7 @@ import (
 	"github.com/kapacitystack/kapacity/executor/gray"
 	"github.com/kapacitystack/kapacity/executor/hportrait"
 	"github.com/kapacitystack/kapacity/executor/portrait"
+	"github.com/kapacitystack/kapacity/executor/requeue"
 	"github.com/kapacitystack/kapacity/executor/workload"
 )
 
@@ -96,19 +97,10 @@ func (r *Reconciler) now() time.Time {
 	return time.Now()
 }
 
-// conflictRetry is how soon a reconcile that lost a race on a write (a conflict) runs again.
-const conflictRetry = 200 * time.Millisecond
-
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	res, err := r.reconcile(ctx, req)
-	if apierrors.IsConflict(err) {
-		// The status was read from a cache older than the last write: start over from the
-		// stored status rather than apply a step twice.
-		logr.FromContextOrDiscard(ctx).V(1).Info("write conflict, retrying", "error", err.Error())
-		return ctrl.Result{RequeueAfter: conflictRetry}, nil
-	}
-	return res, err
+	return requeue.OnConflict(ctx, res, err)
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +34,7 @@ import (
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
 	"github.com/kapacitystack/kapacity/executor/podsort"
 	"github.com/kapacitystack/kapacity/executor/podstate"
+	"github.com/kapacitystack/kapacity/executor/requeue"
 	"github.com/kapacitystack/kapacity/executor/workload"
 )
 
@@ -91,19 +91,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, concurrency int) error {
 		Complete(r)
 }
 
-// conflictRetry is how soon a reconcile that lost a race on a write (a conflict) runs again.
-const conflictRetry = 200 * time.Millisecond
-
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	res, err := r.reconcile(ctx, req)
-	if apierrors.IsConflict(err) {
-		// Someone else wrote first (the workload's controller, a stale cache): start over from
-		// what is there now.
-		logr.FromContextOrDiscard(ctx).V(1).Info("write conflict, retrying", "error", err.Error())
-		return ctrl.Result{RequeueAfter: conflictRetry}, nil
-	}
-	return res, err
+	return requeue.OnConflict(ctx, res, err)
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
