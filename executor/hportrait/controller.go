@@ -197,25 +197,28 @@ type proposalInput struct {
 	params                       replicacalc.Params
 }
 
+// ResourceSource returns the resource, container ("" for a Resource metric) and target of a
+// Resource or ContainerResource metric.
+func ResourceSource(m *autoscalingv2.MetricSpec) (corev1.ResourceName, string, autoscalingv2.MetricTarget, error) {
+	if m.Type == autoscalingv2.ResourceMetricSourceType {
+		if m.Resource == nil {
+			return "", "", autoscalingv2.MetricTarget{}, errors.New("no resource block")
+		}
+		return m.Resource.Name, "", m.Resource.Target, nil
+	}
+	if m.ContainerResource == nil {
+		return "", "", autoscalingv2.MetricTarget{}, errors.New("no containerResource block")
+	}
+	return m.ContainerResource.Name, m.ContainerResource.Container, m.ContainerResource.Target, nil
+}
+
 // propose computes one metric's proposal, as the HPA does for each metric source and target type.
 func (r *Reconciler) propose(ctx context.Context, m *autoscalingv2.MetricSpec, in proposalInput) (int32, error) {
 	switch m.Type {
 	case autoscalingv2.ResourceMetricSourceType, autoscalingv2.ContainerResourceMetricSourceType:
-		var (
-			name      corev1.ResourceName
-			container string
-			target    autoscalingv2.MetricTarget
-		)
-		if m.Type == autoscalingv2.ResourceMetricSourceType {
-			if m.Resource == nil {
-				return 0, errors.New("no resource block")
-			}
-			name, target = m.Resource.Name, m.Resource.Target
-		} else {
-			if m.ContainerResource == nil {
-				return 0, errors.New("no containerResource block")
-			}
-			name, container, target = m.ContainerResource.Name, m.ContainerResource.Container, m.ContainerResource.Target
+		name, container, target, err := ResourceSource(m)
+		if err != nil {
+			return 0, err
 		}
 		samples, err := r.Metrics.PodResource(ctx, in.namespace, in.selector, name, container)
 		if err != nil {

@@ -143,21 +143,9 @@ func measure(ctx context.Context, m hportrait.MetricsClient, spec *autoscalingv2
 	}
 	switch spec.Type {
 	case autoscalingv2.ResourceMetricSourceType, autoscalingv2.ContainerResourceMetricSourceType:
-		var (
-			name      corev1.ResourceName
-			container string
-			tgt       autoscalingv2.MetricTarget
-		)
-		if spec.Type == autoscalingv2.ResourceMetricSourceType {
-			if spec.Resource == nil {
-				return 0, 0, "", errors.New("no resource block")
-			}
-			name, tgt = spec.Resource.Name, spec.Resource.Target
-		} else {
-			if spec.ContainerResource == nil {
-				return 0, 0, "", errors.New("no containerResource block")
-			}
-			name, container, tgt = spec.ContainerResource.Name, spec.ContainerResource.Container, spec.ContainerResource.Target
+		name, container, tgt, err := hportrait.ResourceSource(spec)
+		if err != nil {
+			return 0, 0, "", err
 		}
 		samples, err := m.PodResource(ctx, t.Namespace, t.Selector, name, container)
 		if err != nil {
