@@ -14,6 +14,9 @@ func TestFlags(t *testing.T) {
 	}{
 		{nil, ""},
 		{[]string{"--reconcile-concurrency=0"}, "--reconcile-concurrency"},
+		{[]string{"--kube-api-qps=0"}, "--kube-api-qps"},
+		{[]string{"--kube-api-burst=0"}, "--kube-api-burst"},
+		{[]string{"--kube-api-qps=200", "--kube-api-burst=400"}, ""},
 		{[]string{"--leader-elect", "--leader-election-id="}, "--leader-election-id"},
 		{[]string{"--webhook-cert-mode=acme"}, "--webhook-cert-mode"},
 		{[]string{"--webhook-port=0", "--webhook-cert-mode=acme"}, ""},
