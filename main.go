@@ -3,10 +3,13 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
@@ -24,7 +27,12 @@ var (
 )
 
 func main() {
-	if err := newRootCommand().Execute(); err != nil {
+	// SIGTERM (how Kubernetes stops a pod) and Ctrl-C cancel the context every subcommand runs
+	// with, so servers and controllers shut down gracefully instead of dying mid-write.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCommand().ExecuteContext(ctx)
+	stop()
+	if err != nil {
 		// cobra has already printed the error.
 		os.Exit(1)
 	}
