@@ -2,8 +2,10 @@ package estimator
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -251,13 +253,85 @@ func TestGatesRejectNoise(t *testing.T) {
 	if !errors.As(err, &ge) {
 		t.Fatalf("err = %v, want a GateError", err)
 	}
-	for _, s := range []string{"linear{correlation=", "residual{correlation=", "mse="} {
+	t.Log(err)
+	// The message carries the measured figures and says which gate each policy fails.
+	for _, s := range []string{
+		"linear{" + ge.Linear.String(), "residual{" + ge.Residual.String(),
+		fmt.Sprintf("correlation %.4f < 0.9", ge.Linear.Correlation), "its linear part has correlation",
+		fmt.Sprintf("%d test rows", ge.TestRows), "÷ 100",
+	} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q lacks %q", err, s)
 		}
 	}
 	if ge.Linear.Correlation >= 0.9 {
 		t.Errorf("noise correlates: %+v", ge.Linear)
+	}
+}
+
+func TestGateFailuresShowFigures(t *testing.T) {
+	opts := DefaultOptions()
+	good := Figures{Correlation: 0.95, Significance: 1e-9, MSE: 2, MaxUnder: 3}
+	for _, tc := range []struct {
+		name      string
+		lin, res  Figures
+		wantLin   []string // failures of the linear policy, in order
+		wantRes   []string
+		wantPolcy Policy
+	}{
+		{"linear passes", good, good, nil, nil, PolicyLinear},
+		{
+			"under-estimation", Figures{Correlation: 0.95, Significance: 1e-9, BigE10: 2, MaxUnder: 12.5, MSE: 2}, good,
+			[]string{"rows under-estimated by > 10: 2 (worst by 12.5)"}, nil, PolicyResidual,
+		},
+		{
+			"all gates", Figures{Correlation: 0.5, Significance: 0.2, BigE10: 1, MaxUnder: 11, MSE: 30}, good,
+			[]string{"correlation 0.5000 < 0.9", "significance 0.2 ≥ 0.01", "rows under-estimated by > 10: 1 (worst by 11)", "mse 30 > 10"},
+			[]string{"its linear part has correlation 0.5000 (significance 0.2), needs ≥ 0.6 (< 0.01)"}, "",
+		},
+		{"NaN fails", Figures{Correlation: math.NaN(), Significance: math.NaN(), MSE: math.NaN()}, Figures{Correlation: 0.95, Significance: 1e-9, MSE: 11},
+			[]string{"correlation NaN < 0.9", "significance NaN ≥ 0.01", "mse NaN > 10"},
+			[]string{"mse 11 > 10", "its linear part has correlation NaN (significance NaN), needs ≥ 0.6 (< 0.01)"}, "",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := linearFailures(tc.lin, opts); !slices.Equal(got, tc.wantLin) {
+				t.Errorf("linear failures %q, want %q", got, tc.wantLin)
+			}
+			if got := residualFailures(tc.lin, tc.res, opts); !slices.Equal(got, tc.wantRes) {
+				t.Errorf("residual failures %q, want %q", got, tc.wantRes)
+			}
+			p, ok := choosePolicy(tc.lin, tc.res, opts)
+			if p != tc.wantPolcy || ok != (tc.wantPolcy != "") {
+				t.Errorf("policy %q %v, want %q", p, ok, tc.wantPolcy)
+			}
+		})
+	}
+}
+
+func TestFitResidualModelOption(t *testing.T) {
+	hist := workload(0.05, 3, 0.2, 1)
+	fixed := DefaultGBDTConfig()
+	fixed.Patience, fixed.NumTrees = 0, 7
+	for _, tc := range []struct {
+		name               string
+		cfg                *GBDTConfig
+		minTrees, maxTrees int
+	}{
+		{"default early-stops", nil, 1, DefaultGBDTConfig().NumTrees},
+		{"fixed rounds", &fixed, 7, 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := DefaultOptions()
+			opts.ResidualModel = tc.cfg
+			e, err := Fit(hist, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(e.Residual.Trees); n < tc.minTrees || n > tc.maxTrees {
+				t.Errorf("residual model has %d trees, want %d..%d", n, tc.minTrees, tc.maxTrees)
+			}
+		})
 	}
 }
 

@@ -4,14 +4,23 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 )
 
 // GBDTConfig configures the histogram gradient-boosted trees (regression, L2 loss). Defaults follow the
 // reference's LGBMRegressor(num_leaves=31, learning_rate=0.1, n_estimators=50, min_child_weight=0).
+//
+// Early stopping (Patience > 0) holds out the last ValidFraction of the rows, which must be in time order:
+// on time series a random hold-out would put the neighbours of every validation row in the training set
+// and reward memorising the recent past. Trees are grown on the other rows only; after each round the
+// validation loss (weighted MSE, with the training weights) is measured, and training stops once Patience
+// rounds in a row have not beaten the best loss. Only the trees up to the best round are kept, so the model
+// written in LightGBM's format is the best iteration's. Training has no random step (no bagging, no feature
+// sampling): the same rows and configuration give the same trees, so there is no seed to set.
 type GBDTConfig struct {
 	NumLeaves     int     // maximum leaves per tree, grown leaf-wise (best gain first) as LightGBM
-	NumTrees      int     // boosting rounds
+	NumTrees      int     // boosting rounds; with early stopping, the most rounds
 	LearningRate  float64 // shrinkage, folded into the leaf values as LightGBM does
 	MinDataInLeaf int     // min_child_samples
 	MinSumHessian float64 // min_child_weight
@@ -19,12 +28,25 @@ type GBDTConfig struct {
 	Lambda        float64 // L2 regularisation of leaf values
 	FeatureNames  []string
 	BoostFromMean bool // start from the weighted mean of y (LightGBM's boost_from_average)
+
+	// Patience enables early stopping: stop after this many rounds without a better validation loss
+	// (LightGBM's early_stopping_round). 0 trains NumTrees rounds on all rows.
+	Patience int
+	// ValidFraction is the share of rows, taken from the end, held out for early stopping; in (0, 1).
+	ValidFraction float64
+	// MinRounds is the fewest boosting rounds kept whatever the validation loss says, against a small,
+	// noisy validation split. With 0, a model none of whose trees beats the starting score on the
+	// validation rows is that score alone, written as a one-leaf tree.
+	MinRounds int
 }
 
-// DefaultGBDTConfig is the reference's residual-model configuration. Unlike the reference (boosting='dart',
-// which drops random trees), it boosts plainly: deterministic, and the saved model predicts what was validated.
+// DefaultGBDTConfig is the reference's residual-model configuration with early stopping on the last 20% of
+// the rows (patience 10, no minimum: a residual of pure noise gets a constant model, not a tree fitted to
+// the noise). Unlike the reference (boosting='dart', which drops random trees), it boosts
+// plainly: deterministic, and the saved model predicts what was validated.
 func DefaultGBDTConfig() GBDTConfig {
-	return GBDTConfig{NumLeaves: 31, NumTrees: 50, LearningRate: 0.1, MinDataInLeaf: 3, MaxBin: 255, BoostFromMean: true}
+	return GBDTConfig{NumLeaves: 31, NumTrees: 50, LearningRate: 0.1, MinDataInLeaf: 3, MaxBin: 255, BoostFromMean: true,
+		Patience: 10, ValidFraction: 0.2}
 }
 
 // Booster is an additive ensemble of regression trees; its prediction is the sum of the trees' leaves.
@@ -148,7 +170,8 @@ type leafState struct {
 	leftChild bool
 }
 
-// TrainGBDT fits trees to y with optional sample weights w (nil for 1) under L2 loss.
+// TrainGBDT fits trees to y with optional sample weights w (nil for 1) under L2 loss. With early stopping
+// (cfg.Patience > 0) the rows must be in time order; see GBDTConfig.
 func TrainGBDT(x [][]float64, y, w []float64, cfg GBDTConfig) (*Booster, error) {
 	n := len(x)
 	if n == 0 || n != len(y) || (w != nil && len(w) != n) {
@@ -158,12 +181,28 @@ func TrainGBDT(x [][]float64, y, w []float64, cfg GBDTConfig) (*Booster, error) 
 		return nil, errors.New("gbdt: need NumLeaves ≥ 2, NumTrees ≥ 1, LearningRate > 0, MaxBin ≥ 2")
 	}
 	p := len(x[0])
+	for i := range x {
+		if len(x[i]) != p {
+			return nil, fmt.Errorf("gbdt: row %d has %d features, want %d", i, len(x[i]), p)
+		}
+	}
 	if w == nil {
 		w = make([]float64, n)
 		for i := range w {
 			w[i] = 1
 		}
 	}
+	nt := n // training rows; the rest validate
+	if cfg.Patience > 0 {
+		if !(cfg.ValidFraction > 0 && cfg.ValidFraction < 1) {
+			return nil, fmt.Errorf("gbdt: early stopping needs 0 < ValidFraction < 1, got %g", cfg.ValidFraction)
+		}
+		nt = n - int(math.Round(cfg.ValidFraction*float64(n)))
+		if nt < 1 || nt == n {
+			return nil, fmt.Errorf("gbdt: %d rows cannot be split into training and %g validation rows", n, cfg.ValidFraction)
+		}
+	}
+	x, y, w, xv, yv, wv := x[:nt], y[:nt], w[:nt], x[nt:], y[nt:], w[nt:]
 	b := &Booster{NumFeatures: p, FeatureNames: cfg.FeatureNames}
 	if len(b.FeatureNames) != p {
 		b.FeatureNames = make([]string, p)
@@ -171,18 +210,16 @@ func TrainGBDT(x [][]float64, y, w []float64, cfg GBDTConfig) (*Booster, error) 
 			b.FeatureNames[j] = fmt.Sprintf("Column_%d", j)
 		}
 	}
+	// Bins and feature ranges come from the training rows alone, as LightGBM's do from its train set.
 	bins := make([]binner, p)
 	xb := make([][]int, p) // feature-major bin indices
 	for j := 0; j < p; j++ {
-		col := make([]float64, n)
+		col := make([]float64, nt)
 		for i := range x {
-			if len(x[i]) != p {
-				return nil, fmt.Errorf("gbdt: row %d has %d features, want %d", i, len(x[i]), p)
-			}
 			col[i] = x[i][j]
 		}
 		bins[j] = newBinner(col, cfg.MaxBin)
-		xb[j] = make([]int, n)
+		xb[j] = make([]int, nt)
 		for i, v := range col {
 			xb[j][i] = bins[j].bin(v)
 		}
@@ -196,7 +233,6 @@ func TrainGBDT(x [][]float64, y, w []float64, cfg GBDTConfig) (*Booster, error) 
 			b.FeatureInfos = append(b.FeatureInfos, fmt.Sprintf("[%s:%s]", fmtFloat(lo), fmtFloat(hi)))
 		}
 	}
-	pred := make([]float64, n)
 	init := 0.0
 	if cfg.BoostFromMean {
 		sw, swy := 0.0, 0.0
@@ -208,10 +244,13 @@ func TrainGBDT(x [][]float64, y, w []float64, cfg GBDTConfig) (*Booster, error) 
 			init = swy / sw
 		}
 	}
-	for i := range pred {
-		pred[i] = init
+	pred := filled(nt, init)
+	vpred := filled(n-nt, init)
+	best, bestLoss := 0, math.Inf(1) // best: the number of trees with the lowest validation loss so far
+	if cfg.MinRounds <= 0 {
+		bestLoss = weightedMSE(yv, vpred, wv) // the starting score alone competes
 	}
-	g, h := make([]float64, n), make([]float64, n)
+	g, h := make([]float64, nt), make([]float64, nt)
 	for it := 0; it < cfg.NumTrees; it++ {
 		for i := range g {
 			g[i] = (pred[i] - y[i]) * w[i]
@@ -221,6 +260,9 @@ func TrainGBDT(x [][]float64, y, w []float64, cfg GBDTConfig) (*Booster, error) 
 		for i := range pred {
 			pred[i] += t.predict(x[i])
 		}
+		for i := range vpred {
+			vpred[i] += t.predict(xv[i])
+		}
 		if it == 0 {
 			// LightGBM stores the starting score in the first tree's leaves; pred already holds it.
 			for l := range t.LeafValue {
@@ -228,8 +270,50 @@ func TrainGBDT(x [][]float64, y, w []float64, cfg GBDTConfig) (*Booster, error) 
 			}
 		}
 		b.Trees = append(b.Trees, t)
+		if cfg.Patience <= 0 {
+			continue
+		}
+		if loss := weightedMSE(yv, vpred, wv); len(b.Trees) <= cfg.MinRounds || loss < bestLoss {
+			best, bestLoss = len(b.Trees), loss
+		} else if len(b.Trees)-best >= cfg.Patience {
+			break
+		}
+	}
+	switch {
+	case cfg.Patience <= 0:
+	case best == 0:
+		sw := 0.0
+		for _, v := range w {
+			sw += v
+		}
+		b.Trees = []Tree{{NumLeaves: 1, LeafValue: []float64{init}, LeafWeight: []float64{sw}, LeafCount: []int{nt}, Shrinkage: 1}}
+	default:
+		b.Trees = slices.Clip(b.Trees[:best])
 	}
 	return b, nil
+}
+
+func filled(n int, v float64) []float64 {
+	s := make([]float64, n)
+	for i := range s {
+		s[i] = v
+	}
+	return s
+}
+
+// weightedMSE is Σw(y−p)²/Σw, or the plain mean when the weights sum to 0 (all validation residuals 0).
+func weightedMSE(y, p, w []float64) float64 {
+	var s, sw, plain float64
+	for i := range y {
+		d := y[i] - p[i]
+		s += w[i] * d * d
+		sw += w[i]
+		plain += d * d
+	}
+	if sw <= 0 {
+		return plain / float64(len(y))
+	}
+	return s / sw
 }
 
 func growTree(xb [][]int, bins []binner, g, h []float64, cfg GBDTConfig) Tree {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"gonum.org/v1/gonum/mat"
@@ -29,6 +30,9 @@ type Options struct {
 	MaxMSE         float64       // --re-max-mse-allowed (default 10), on the 0..100 resource scale
 	// BigErrorLimit is the under-estimation (y − ŷ, 0..100 scale) that no test point may exceed (reference: 10).
 	BigErrorLimit float64
+	// ResidualModel configures the residual GBDT; nil is DefaultGBDTConfig (early stopping on the last 20%
+	// of the training rows) with MinDataInLeaf 1 when the training span is under 10 days, as the reference.
+	ResidualModel *GBDTConfig
 }
 
 // DefaultOptions are the reference's defaults.
@@ -45,27 +49,83 @@ const (
 	PolicyResidual Policy = "residual"
 )
 
-// Figures are the test-split measurements that the quality gates look at.
+// Figures are the test-split measurements that the quality gates look at, on the per-pod resource divided
+// by the estimator's ScaleFactor (the reference's 0..100 scale).
 type Figures struct {
 	Correlation  float64 `json:"correlation"`
 	Significance float64 `json:"significance"` // two-sided p-value of the Pearson correlation
 	BigE10       int     `json:"big_e_10"`     // points under-estimated by more than BigErrorLimit
+	MaxUnder     float64 `json:"max_under"`    // the largest under-estimation y − ŷ, 0 if none
 	MSE          float64 `json:"mse"`
 }
 
-// GateError says that neither policy passed the quality gates, with the measured figures.
+func (f Figures) String() string {
+	return fmt.Sprintf("correlation=%.4f significance=%.3g big_e_10=%d max_under=%.4g mse=%.4g",
+		f.Correlation, f.Significance, f.BigE10, f.MaxUnder, f.MSE)
+}
+
+// Significance level of the correlation gate, fixed in the reference.
+const maxSignificance = 0.01
+
+// The residual policy is only trusted on top of a linear model at least this correlated (reference).
+const minLinearCorrelationForResidual = 0.6
+
+// linearFailures lists the gates the linear policy fails, each with the measured figure; none means it passes.
+func linearFailures(f Figures, o Options) []string {
+	var out []string
+	// Negated comparisons, so that a NaN figure fails.
+	if !(f.Correlation >= o.MinCorrelation) {
+		out = append(out, fmt.Sprintf("correlation %.4f < %g", f.Correlation, o.MinCorrelation))
+	}
+	if !(f.Significance < maxSignificance) {
+		out = append(out, fmt.Sprintf("significance %.3g ≥ %g", f.Significance, maxSignificance))
+	}
+	if f.BigE10 > 0 {
+		out = append(out, fmt.Sprintf("rows under-estimated by > %g: %d (worst by %.4g)", o.BigErrorLimit, f.BigE10, f.MaxUnder))
+	}
+	if !(f.MSE <= o.MaxMSE) {
+		out = append(out, fmt.Sprintf("mse %.4g > %g", f.MSE, o.MaxMSE))
+	}
+	return out
+}
+
+// residualFailures lists the gates the residual policy fails: its own figures pass the linear gates, and
+// the linear model under it is correlated and significant.
+func residualFailures(lin, res Figures, o Options) []string {
+	out := linearFailures(res, o)
+	if !(lin.Correlation >= minLinearCorrelationForResidual && lin.Significance < maxSignificance) {
+		out = append(out, fmt.Sprintf("its linear part has correlation %.4f (significance %.3g), needs ≥ %g (< %g)",
+			lin.Correlation, lin.Significance, minLinearCorrelationForResidual, maxSignificance))
+	}
+	return out
+}
+
+// choosePolicy applies the reference's order: linear if it passes, else residual if it passes.
+func choosePolicy(lin, res Figures, o Options) (Policy, bool) {
+	switch {
+	case len(linearFailures(lin, o)) == 0:
+		return PolicyLinear, true
+	case len(residualFailures(lin, res, o)) == 0:
+		return PolicyResidual, true
+	}
+	return "", false
+}
+
+// GateError says that neither policy passed the quality gates; its message has the measured figures and,
+// per policy, which gates failed by how much.
 type GateError struct {
 	Linear, Residual Figures
 	Opts             Options
+	TestRows         int     // rows in the test split
+	ScaleFactor      float64 // the figures are on the per-pod resource divided by it
 }
 
 func (e *GateError) Error() string {
-	f := func(x Figures) string {
-		return fmt.Sprintf("correlation=%.4f significance=%.3g big_e_10=%d mse=%.4f", x.Correlation, x.Significance, x.BigE10, x.MSE)
-	}
-	return fmt.Sprintf("replicas estimation failed (no policy fits; need correlation ≥ %g, p < 0.01, no under-estimation > %g, mse ≤ %g), "+
-		"this may be caused by insufficient or irregular history data: linear{%s} residual{%s}",
-		e.Opts.MinCorrelation, e.Opts.BigErrorLimit, e.Opts.MaxMSE, f(e.Linear), f(e.Residual))
+	return fmt.Sprintf("estimator: no policy passes the quality gates on the %d test rows (last %v; per-pod resource ÷ %g): "+
+		"linear{%s; fails: %s} residual{%s; fails: %s}",
+		e.TestRows, e.Opts.TestSize, e.ScaleFactor,
+		e.Linear, strings.Join(linearFailures(e.Linear, e.Opts), ", "),
+		e.Residual, strings.Join(residualFailures(e.Linear, e.Residual, e.Opts), ", "))
 }
 
 // Estimator is a fitted Linear-Residual model: per-pod resource = linear(per-pod traffic)
@@ -196,7 +256,8 @@ func Fit(history []Sample, opts Options) (*Estimator, error) {
 	if e.Linear, err = FitElasticNetCV(xtr, ytr, ElasticNetCVConfig{Positive: true}); err != nil {
 		return nil, fmt.Errorf("estimator: linear model: %w", err)
 	}
-	// Residual model on the training rows, weighted by |residual| as the reference.
+	// Residual model on the training rows, weighted by |residual| as the reference. The rows are in time
+	// order, so its early-stopping validation rows are the most recent ones.
 	rx := make([][]float64, len(train))
 	ry, rw := make([]float64, len(train)), make([]float64, len(train))
 	tot := 0.0
@@ -218,6 +279,9 @@ func Fit(history []Sample, opts Options) (*Estimator, error) {
 	if e.WeekdayBinary {
 		gcfg.MinDataInLeaf = 1
 	}
+	if opts.ResidualModel != nil {
+		gcfg = *opts.ResidualModel
+	}
 	if e.Residual, err = TrainGBDT(rx, ry, rw, gcfg); err != nil {
 		return nil, fmt.Errorf("estimator: residual model: %w", err)
 	}
@@ -229,16 +293,9 @@ func Fit(history []Sample, opts Options) (*Estimator, error) {
 	}
 	e.LinearTest = measure(yte, lin, opts.BigErrorLimit)
 	e.ResidualTest = measure(yte, res, opts.BigErrorLimit)
-	pass := func(f Figures) bool {
-		return f.Correlation >= opts.MinCorrelation && f.Significance < 0.01 && f.BigE10 == 0 && f.MSE <= opts.MaxMSE
-	}
-	switch {
-	case pass(e.LinearTest):
-		e.Policy = PolicyLinear
-	case pass(e.ResidualTest) && e.LinearTest.Correlation >= 0.6 && e.LinearTest.Significance < 0.01:
-		e.Policy = PolicyResidual
-	default:
-		return nil, &GateError{Linear: e.LinearTest, Residual: e.ResidualTest, Opts: opts}
+	var ok bool
+	if e.Policy, ok = choosePolicy(e.LinearTest, e.ResidualTest, opts); !ok {
+		return nil, &GateError{Linear: e.LinearTest, Residual: e.ResidualTest, Opts: opts, TestRows: len(test), ScaleFactor: e.ScaleFactor}
 	}
 	return e, nil
 }
@@ -249,6 +306,7 @@ func measure(y, p []float64, bigErr float64) Figures {
 	for i := range y {
 		d := y[i] - p[i]
 		f.MSE += d * d / float64(len(y))
+		f.MaxUnder = math.Max(f.MaxUnder, d)
 		if d > bigErr {
 			f.BigE10++
 		}
