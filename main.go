@@ -53,7 +53,7 @@ func newRootCommand() *cobra.Command {
 	}
 
 	root.AddCommand(newVersionCommand(), adapterserver.NewCommand(), manager.NewCommand(),
-		cli.NewTrainCommand(), cli.NewForecastCommand(), cli.NewRecommendCommand(), demo.NewCommand())
+		cli.NewTrainCommand(), cli.NewForecastCommand(), cli.NewRecommendCommand(), cli.NewReplayCommand(), demo.NewCommand())
 	return root
 }
 

@@ -1,0 +1,172 @@
+package replay
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/kapacitystack/kapacity/recommender/estimator"
+	"github.com/kapacitystack/kapacity/recommender/forecast"
+)
+
+// PredictiveConfig is Kapacity's predictive portrait as the quick-start runs it.
+type PredictiveConfig struct {
+	// TrainFraction of the trace trains the forecaster and the estimator; the rest is replayed.
+	TrainFraction float64
+	// Forecast is the forecaster's training configuration; Freq must be the trace's step.
+	Forecast forecast.Config
+	// Estimator is the replica estimator's options (--re-* flags).
+	Estimator estimator.Options
+	// JobInterval is the CronJob's schedule period (the sample runs every 30 minutes); each run replaces
+	// the portrait.
+	JobInterval time.Duration
+	// ScalingFreq is --scaling-freq: the replica series is resampled to it, keeping each bucket's max.
+	ScalingFreq time.Duration
+	// ScaleUpAhead is --scale-up-ahead-seconds.
+	ScaleUpAhead time.Duration
+	// ForecastQuantile, when in (0, 1), scales each forecast step up to this quantile of the actual
+	// traffic over the forecast (measured on the training tail); 0 uses the forecast as it is, as
+	// Kapacity does.
+	ForecastQuantile float64
+}
+
+// DefaultForecastConfig sizes the forecaster for a trace step: 12 steps ahead from six hours of context
+// (one day at steps of 20 minutes or more); the calendar embeddings carry the longer cycles.
+func DefaultForecastConfig(step time.Duration, seed uint64) forecast.Config {
+	c := forecast.DefaultConfig()
+	c.Freq = freqString(step)
+	c.PredictionLength = 12
+	c.ContextLength = int(6 * time.Hour / step)
+	if step >= 20*time.Minute {
+		c.ContextLength = int(24 * time.Hour / step)
+	}
+	c.ContextLength = min(max(c.ContextLength, 8), 288)
+	c.HiddenSize, c.Epochs, c.Patience, c.SamplesPerEpoch = 64, 40, 6, 4096
+	c.Seed = seed
+	return c
+}
+
+// freqString writes step in the forecaster's pandas-like syntax.
+func freqString(step time.Duration) string {
+	switch {
+	case step%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dD", step/(24*time.Hour))
+	case step%time.Hour == 0:
+		return fmt.Sprintf("%dH", step/time.Hour)
+	case step%time.Minute == 0:
+		return fmt.Sprintf("%dmin", step/time.Minute)
+	}
+	return fmt.Sprintf("%ds", step/time.Second)
+}
+
+// portraitRun is one job's result: a replica time series, valid until expire.
+type portraitRun struct {
+	at     time.Time
+	points []estimator.Point
+	expire time.Time
+}
+
+// predictivePortrait is every job run of the replayed span, computed up front: the forecasts depend on
+// the trace only, never on what a policy did.
+type predictivePortrait struct {
+	runs []portraitRun
+	// Failed counts the runs whose estimation failed (the previous portrait then stays in effect).
+	failed int
+}
+
+// fitEstimator fits the replica estimator on the training part as a cluster would have recorded it:
+// the traffic, the ready replicas the native HPA kept and the CPU they used, per trace step.
+func fitEstimator(tr Trace, trainEnd int, samples []estimator.Sample, opts estimator.Options) (*estimator.Estimator, error) {
+	if len(samples) == 0 {
+		return nil, errors.New("no training samples")
+	}
+	est, err := estimator.Fit(samples, opts)
+	if err != nil {
+		return nil, fmt.Errorf("replica estimator on the first %d points of %q: %w", trainEnd, tr.Name, err)
+	}
+	return est, nil
+}
+
+// buildPortrait runs the job at every JobInterval from start to the end of the trace.
+func buildPortrait(tr Trace, start time.Time, m *forecast.Model, calib calibration, est *estimator.Estimator, w Workload, cfg PredictiveConfig) (*predictivePortrait, error) {
+	id := tr.Name
+	var qs []forecast.Query
+	var runAt []time.Time
+	first := start.Truncate(cfg.JobInterval)
+	if first.Before(start) {
+		first = first.Add(cfg.JobInterval)
+	}
+	for at := first; at.Before(tr.End()); at = at.Add(cfg.JobInterval) {
+		last := int(at.Sub(tr.Start)/tr.Step) - 1 // the last step complete at `at`
+		if last < m.Config.ContextLength {
+			continue
+		}
+		qs = append(qs, forecast.Query{ID: id, History: tr.Values[:last+1], Last: tr.TimeAt(last)})
+		runAt = append(runAt, at)
+	}
+	preds, err := m.PredictBatch(qs)
+	if err != nil {
+		return nil, fmt.Errorf("forecast: %w", err)
+	}
+	p := &predictivePortrait{}
+	target := w.CPUTarget // per pod, in pods' worth of CPU: a request is 1
+	for k, pred := range preds {
+		points := make([]estimator.Point, 0, len(pred))
+		ok := true
+		for i, v := range pred {
+			t := qs[k].Last.Add(time.Duration(i+1) * tr.Step)
+			n, err := est.Solve(t, []float64{max(calib.apply(i, v), 0)}, target)
+			if err != nil {
+				ok = false
+				break
+			}
+			points = append(points, estimator.Point{Time: t, Replicas: n})
+		}
+		if !ok {
+			p.failed++
+			continue
+		}
+		points = estimator.ShiftScaleUp(estimator.ResampleMax(points, cfg.ScalingFreq), cfg.ScaleUpAhead)
+		if len(points) == 0 {
+			continue
+		}
+		p.runs = append(p.runs, portraitRun{at: runAt[k], points: points,
+			expire: points[len(points)-1].Time.Add(cfg.ScalingFreq)})
+	}
+	return p, nil
+}
+
+// source looks the portrait up as the executor does: the latest point at or before now of the newest run,
+// none before its first point or after its expiry.
+func (p *predictivePortrait) source() portraitSource {
+	return func(now time.Time, _ observation) (int, bool) {
+		k := sort.Search(len(p.runs), func(i int) bool { return p.runs[i].at.After(now) }) - 1
+		if k < 0 || !now.Before(p.runs[k].expire) {
+			return 0, false
+		}
+		pts := p.runs[k].points
+		i := sort.Search(len(pts), func(i int) bool { return pts[i].Time.After(now) }) - 1
+		if i < 0 || pts[i].Replicas == 0 {
+			return 0, false
+		}
+		return pts[i].Replicas, true
+	}
+}
+
+// withReactive floors a portrait with the HPA algorithm's replicas (the Reactive portrait), the
+// combination a user gets by letting the larger of two IHPA portraits win.
+func withReactive(src portraitSource, w Workload, tolerance float64) portraitSource {
+	return func(now time.Time, o observation) (int, bool) {
+		r, ok := hpaReplicas(o.total, o, w.CPUTarget, tolerance)
+		r = min(max(r, w.MinReplicas), w.MaxReplicas)
+		p, pok := src(now, o)
+		switch {
+		case ok && pok:
+			return max(r, p), true
+		case pok:
+			return p, true
+		}
+		return r, ok
+	}
+}
