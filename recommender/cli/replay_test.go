@@ -35,7 +35,7 @@ func TestReplayDefaultsFromTraceAlone(t *testing.T) {
 			t.Errorf("table lacks policy %s:\n%s", p, out.String())
 		}
 	}
-	var rep replay.Report
+	var rep struct{ Policies []replay.PolicyResult }
 	b, err := os.ReadFile(js)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -30,6 +31,28 @@ type Workload struct {
 type ExtraLoad struct {
 	Every, Start, For time.Duration
 	CPU               float64
+}
+
+// MarshalJSON writes durations as Go duration strings ("1m0s"), for people reading the report.
+func (w Workload) MarshalJSON() ([]byte, error) {
+	type extra struct {
+		Every string  `json:"every"`
+		Start string  `json:"start"`
+		For   string  `json:"for"`
+		CPU   float64 `json:"cpu"`
+	}
+	out := struct {
+		PodCapacity  float64 `json:"podCapacity"`
+		CPUTarget    float64 `json:"cpuTarget"`
+		StartupDelay string  `json:"startupDelay"`
+		MinReplicas  int     `json:"minReplicas"`
+		MaxReplicas  int     `json:"maxReplicas"`
+		Extra        []extra `json:"extra,omitempty"`
+	}{w.PodCapacity, w.CPUTarget, w.StartupDelay.String(), w.MinReplicas, w.MaxReplicas, nil}
+	for _, e := range w.Extra {
+		out.Extra = append(out.Extra, extra{e.Every.String(), e.Start.String(), e.For.String(), e.CPU})
+	}
+	return json.Marshal(out)
 }
 
 // Validate names the first bad field and how to fix it.
