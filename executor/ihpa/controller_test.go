@@ -380,7 +380,9 @@ func TestStabilityCheckers(t *testing.T) {
 			for i := range 5 {
 				objs = append(objs, &corev1.Pod{
 					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("nginx-%d", i), Namespace: "ns", Labels: map[string]string{"app": "nginx"}},
-					Status:     corev1.PodStatus{Phase: corev1.PodRunning},
+					// Only pods with the readiness gate can be cut off (and counted so).
+					Spec:   corev1.PodSpec{ReadinessGates: []corev1.PodReadinessGate{{ConditionType: v1alpha1.PodOnlineConditionType}}},
+					Status: corev1.PodStatus{Phase: corev1.PodRunning},
 				})
 			}
 			e := newEnv(t, objs...)

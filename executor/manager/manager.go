@@ -31,6 +31,7 @@ import (
 	"github.com/kapacitystack/kapacity/executor/hportrait"
 	"github.com/kapacitystack/kapacity/executor/ihpa"
 	"github.com/kapacitystack/kapacity/executor/replicaprofile"
+	"github.com/kapacitystack/kapacity/executor/standby"
 	"github.com/kapacitystack/kapacity/executor/webhook"
 	"github.com/kapacitystack/kapacity/executor/workload"
 )
@@ -51,6 +52,8 @@ type Options struct {
 	Webhook      webhook.Options
 	// AlgorithmJobs are the defaults of ExternalJob portraits' CronJobs.
 	AlgorithmJobs hportrait.JobOptions
+	// Standby says how much CPU Standby pods keep.
+	Standby standby.Options
 }
 
 // NewOptions returns the defaults: metrics and probes on every interface as in a pod, no leader
@@ -65,6 +68,7 @@ func NewOptions() *Options {
 		KubeAPIBurst:           100,
 		Webhook:                webhook.DefaultOptions(),
 		AlgorithmJobs:          hportrait.JobOptions{Namespace: "kapacity-system", ServiceAccount: "kapacity-algorithm-job"},
+		Standby:                standby.DefaultOptions(),
 	}
 }
 
@@ -83,6 +87,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AlgorithmJobs.ServiceAccount, "algorithm-job-default-service-account", o.AlgorithmJobs.ServiceAccount, "service account of algorithm jobs whose template names none")
 	fs.StringVar(&o.AlgorithmJobs.PredictiveImage, "algorithm-job-default-image-horizontal-predictive", o.AlgorithmJobs.PredictiveImage, `image of the "algorithm" container of Predictive portraits whose template sets none`)
 	fs.StringVar(&o.AlgorithmJobs.MetricsServerAddr, "algorithm-job-default-metrics-server-addr", o.AlgorithmJobs.MetricsServerAddr, "METRICS_SERVER_ADDR given to algorithm jobs unless their template sets it")
+	o.Standby.AddFlags(fs)
 	o.Webhook.AddFlags(fs)
 }
 
@@ -98,6 +103,9 @@ func (o *Options) Validate() error {
 	if o.LeaderElect && o.LeaderElectionID == "" {
 		errs = append(errs, errors.New("--leader-election-id must not be empty with --leader-elect"))
 	}
+	if err := o.Standby.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := o.Webhook.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -112,7 +120,9 @@ func NewCommand() *cobra.Command {
 		Short: "Run the IHPA, HorizontalPortrait and ReplicaProfile controllers and the pod webhook",
 		Long: `manager runs Kapacity's controllers: IntelligentHorizontalPodAutoscalers choose a replica count
 from their portrait providers and move the workload there in gray batches through a ReplicaProfile,
-which takes pods out of traffic (Cutoff), parks them (Standby) and sets the workload's /scale.
+which takes pods out of traffic (Cutoff), parks them (Standby: out of traffic, with their CPU
+requests lowered in place through pods/resize where the cluster allows it) and sets the
+workload's /scale.
 It also serves the mutating webhook that adds the kapacitystack.io/online readiness gate to pods
 labelled kapacitystack.io/inject-pod-readiness-gate=true.`,
 		Args:         cobra.NoArgs,
@@ -208,6 +218,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err := (&replicaprofile.Reconciler{
 		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scaler: scaler,
 		Recorder: mgr.GetEventRecorder(replicaprofile.ControllerName),
+		Standby:  &o.Standby,
 	}).SetupWithManager(mgr, o.ReconcileConcurrency); err != nil {
 		return fmt.Errorf("setting up the ReplicaProfile controller: %w", err)
 	}

@@ -20,6 +20,11 @@ func TestFlags(t *testing.T) {
 		{[]string{"--leader-elect", "--leader-election-id="}, "--leader-election-id"},
 		{[]string{"--webhook-cert-mode=acme"}, "--webhook-cert-mode"},
 		{[]string{"--webhook-port=0", "--webhook-cert-mode=acme"}, ""},
+		{[]string{"--standby-cpu-fraction=1.5"}, "--standby-cpu-fraction"},
+		{[]string{"--standby-cpu-fraction=-0.1"}, "--standby-cpu-fraction"},
+		{[]string{"--standby-min-cpu=-5m"}, "--standby-min-cpu"},
+		{[]string{"--standby-cpu-fraction=0.25", "--standby-min-cpu=50m"}, ""},
+		{[]string{"--standby-cpu-fraction=1"}, ""},
 		{[]string{"--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0", "--webhook-cert-ips=127.0.0.1"}, ""},
 	}
 	for _, tt := range tests {

@@ -39,6 +39,14 @@ func ForWorkload(gk schema.GroupKind, workloadPods []*corev1.Pod) (Order, error)
 	return nil, fmt.Errorf("no default pod order for workload kind %s: supported are apps ReplicaSet, Deployment and StatefulSet", gk)
 }
 
+// RemovesNotReadyFirst tells whether the workload kind's controller removes not-ready pods before
+// ready ones whatever else the order says (ReplicaSets, so Deployments too). There, taking a
+// different pod out of service than the order's first still removes the pod taken out of service;
+// a StatefulSet removes its highest ordinals whatever their readiness.
+func RemovesNotReadyFirst(gk schema.GroupKind) bool {
+	return gk.Group == "apps" && (gk.Kind == "ReplicaSet" || gk.Kind == "Deployment")
+}
+
 // SortReplicaSet sorts pods the way the ReplicaSet controller picks pods to delete (its
 // ActivePodsWithRanks order, ranked by the number of workloadPods on the same node):
 //

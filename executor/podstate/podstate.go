@@ -37,6 +37,28 @@ func StateOf(pod *corev1.Pod) v1alpha1.PodState {
 	}
 }
 
+// HasOnlineGate tells whether the pod declares the kapacitystack.io/online readiness gate, the
+// only way its traffic can be cut off. The pod webhook adds it when the pod is created;
+// spec.readinessGates is immutable afterwards, so a pod created without it (not labelled for
+// injection, or created while the webhook was unavailable) never gets it.
+func HasOnlineGate(pod *corev1.Pod) bool {
+	for _, g := range pod.Spec.ReadinessGates {
+		if g.ConditionType == v1alpha1.PodOnlineConditionType {
+			return true
+		}
+	}
+	return false
+}
+
+// EffectiveState is the state a pod is actually in: its label, except that a pod without the
+// readiness gate is Online whatever its label says, because nothing cut its traffic off.
+func EffectiveState(pod *corev1.Pod) v1alpha1.PodState {
+	if s := StateOf(pod); s == v1alpha1.PodStateOnline || HasOnlineGate(pod) {
+		return s
+	}
+	return v1alpha1.PodStateOnline
+}
+
 // IsRunning tells whether a pod counts for a ReplicaProfile: running and not being deleted.
 func IsRunning(pod *corev1.Pod) bool {
 	return pod.Status.Phase == corev1.PodRunning && pod.DeletionTimestamp == nil
@@ -47,14 +69,15 @@ type Pods struct {
 	Online, Cutoff, Standby []*corev1.Pod
 }
 
-// Classify groups the running pods by state and ignores the others.
+// Classify groups the running pods by their EffectiveState and ignores the others: a pod is
+// never counted as cut off (or standby) unless its traffic can actually be cut.
 func Classify(pods []*corev1.Pod) Pods {
 	var g Pods
 	for _, p := range pods {
 		if !IsRunning(p) {
 			continue
 		}
-		switch StateOf(p) {
+		switch EffectiveState(p) {
 		case v1alpha1.PodStateCutoff:
 			g.Cutoff = append(g.Cutoff, p)
 		case v1alpha1.PodStateStandby:
@@ -78,12 +101,16 @@ type Transition struct {
 	Online []*corev1.Pod
 	// Cutoff pods lose traffic and get the Cutoff label.
 	Cutoff []*corev1.Pod
-	// Standby pods get the Standby label.
+	// Standby pods lose traffic, get the Standby label and give resources back.
 	Standby []*corev1.Pod
 	// Delete pods are beyond the desired total. Kapacity leaves their removal to the workload's
 	// controller, which removes the same pods when the scale is lowered, provided the order used was
 	// the workload's (package podsort).
 	Delete []*corev1.Pod
+	// Ungated pods were picked for Cutoff or Standby but lack the readiness gate, so their traffic
+	// cannot be cut: they stay Online (and keep serving) instead, and the profile stays short of
+	// gray pods until the workload removes them or they are recreated with the gate.
+	Ungated []*corev1.Pod
 }
 
 // Empty tells whether no pod changes state.
@@ -100,7 +127,15 @@ func (t Transition) Empty() bool {
 // of Standby is to be deleted. Pushed pods can cascade: Online excess that Cutoff does not need moves
 // on to Standby or deletion. order must sort pods first to scale in first; the input slices are not
 // modified.
-func CalculateTransition(current Pods, desired Counts, order podsort.Order) (Transition, error) {
+//
+// Pods without the readiness gate (HasOnlineGate) can be deleted but never cut off or put on
+// standby; those picked for it are returned in Ungated instead. preferGated makes the pushes into
+// Cutoff and Standby take gated pods before ungated ones: right for workloads that remove
+// not-ready pods first whatever the order (podsort.RemovesNotReadyFirst), so the pods removed in
+// the end are still the ones taken out of service; wrong for a StatefulSet, which removes the
+// highest ordinals whatever their readiness, so there the order is kept and the ungated pod stays
+// Online until it is removed.
+func CalculateTransition(current Pods, desired Counts, order podsort.Order, preferGated bool) (Transition, error) {
 	if order == nil {
 		return Transition{}, fmt.Errorf("calculate state transition: no pod order")
 	}
@@ -131,7 +166,29 @@ func CalculateTransition(current Pods, desired Counts, order podsort.Order) (Tra
 			cand[i] = without(cand[i], pushed)
 		}
 	}
-	return Transition{Online: cand[0], Cutoff: cand[1], Standby: cand[2], Delete: cand[deleted]}, nil
+	t := Transition{Online: cand[0], Cutoff: cand[1], Standby: cand[2], Delete: cand[deleted]}
+	// Every ungated pod is effectively Online (Classify), so one headed for Cutoff or Standby stays
+	// where it is; with preferGated, the first gated pod the order keeps Online takes its place.
+	// Pods headed for deletion are left as the order chose them.
+	staying := slices.Clone(cur[0])
+	order(staying)
+	for _, gray := range []*[]*corev1.Pod{&t.Cutoff, &t.Standby} {
+		moved := (*gray)[:0:0]
+		for _, p := range *gray {
+			if HasOnlineGate(p) {
+				moved = append(moved, p)
+				continue
+			}
+			if i := slices.IndexFunc(staying, HasOnlineGate); preferGated && i >= 0 {
+				moved = append(moved, staying[i])
+				staying = slices.Delete(staying, i, i+1)
+				continue
+			}
+			t.Ungated = append(t.Ungated, p)
+		}
+		*gray = moved
+	}
+	return t, nil
 }
 
 // Decision is what a ReplicaProfile reconcile should do.
@@ -158,12 +215,12 @@ type Decision struct {
 }
 
 // Decide computes a ReplicaProfile reconcile from its spec, the workload's pods and its
-// scale.spec.replicas.
+// scale.spec.replicas. order and preferGated are CalculateTransition's.
 //
 // Unlike Kapacity, Ensured also requires the workload's replicas to equal the desired total: Kapacity
 // counted running pods only, so extra replicas that never started (pending pods) kept the profile
 // "ensured" and were never scaled away.
-func Decide(spec *v1alpha1.ReplicaProfileSpec, pods []*corev1.Pod, workloadReplicas int32, order podsort.Order) (Decision, error) {
+func Decide(spec *v1alpha1.ReplicaProfileSpec, pods []*corev1.Pod, workloadReplicas int32, order podsort.Order, preferGated bool) (Decision, error) {
 	running := Classify(pods)
 	d := Decision{Observed: running.Counts(), ScaleReplicas: workloadReplicas}
 	obs := d.Observed
@@ -195,7 +252,7 @@ func Decide(spec *v1alpha1.ReplicaProfileSpec, pods []*corev1.Pod, workloadRepli
 		if obs.Total() != workloadReplicas {
 			d.StateChangeSkipped = true
 		} else {
-			t, err := CalculateTransition(running, desired, order)
+			t, err := CalculateTransition(running, desired, order, preferGated)
 			if err != nil {
 				return Decision{}, fmt.Errorf("decide replica profile: %w", err)
 			}

@@ -21,6 +21,7 @@ var order podsort.Order = podsort.SortStatefulSet
 func pod(ordinal int, state v1alpha1.PodState) *corev1.Pod {
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("web-%d", ordinal), Namespace: "default"},
+		Spec:       corev1.PodSpec{ReadinessGates: []corev1.PodReadinessGate{{ConditionType: v1alpha1.PodOnlineConditionType}}},
 		Status:     corev1.PodStatus{Phase: corev1.PodRunning},
 	}
 	if state != "" && state != v1alpha1.PodStateOnline {
@@ -95,6 +96,74 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// ungated drops the readiness gate of the pods with the given ordinals, as for pods created while
+// the webhook was down.
+func ungated(pods []*corev1.Pod, ordinals ...int) []*corev1.Pod {
+	for _, p := range pods {
+		for _, o := range ordinals {
+			if p.Name == fmt.Sprintf("web-%d", o) {
+				p.Spec.ReadinessGates = nil
+			}
+		}
+	}
+	return pods
+}
+
+func TestClassifyUngated(t *testing.T) {
+	// web-1 (Cutoff) and web-2 (Standby) were labelled but never had the gate: they serve.
+	pods := ungated(sts(1, 1, 1), 1, 2)
+	g := Classify(pods)
+	if got := g.Counts(); got != (Counts{Online: 3}) {
+		t.Errorf("counts %+v, want 3 online: a pod without the gate is never cut off", got)
+	}
+	if got := EffectiveState(pods[1]); got != v1alpha1.PodStateOnline {
+		t.Errorf("EffectiveState(ungated Cutoff) = %s", got)
+	}
+	if got := StateOf(pods[1]); got != v1alpha1.PodStateCutoff {
+		t.Errorf("StateOf reads the label: %s", got)
+	}
+}
+
+func TestCalculateTransitionUngated(t *testing.T) {
+	tests := []struct {
+		name                                string
+		pods                                []*corev1.Pod
+		desired                             Counts
+		preferGated                         bool
+		cutoff, standby, deleteSet, ungated []string
+	}{
+		{"StatefulSet order: the ungated pod stays online, one short", ungated(sts(5, 0, 0), 4), Counts{3, 2, 0}, false,
+			web(3), nil, nil, web(4)},
+		{"ReplicaSet-like: gated pods are cut off instead", ungated(sts(5, 0, 0), 4), Counts{3, 2, 0}, true,
+			web(2, 3), nil, nil, nil},
+		{"not enough gated pods even so", ungated(sts(3, 0, 0), 1, 2), Counts{1, 2, 0}, true,
+			web(0), nil, nil, web(1)},
+		{"standby: the same", ungated(sts(4, 0, 0), 3), Counts{2, 0, 2}, false,
+			nil, web(2), nil, web(3)},
+		{"deletion does not need the gate", ungated(sts(5, 0, 0), 4), Counts{3, 0, 0}, true,
+			nil, nil, web(3, 4), nil},
+		{"an ungated pod labelled Cutoff counts online and is cut off no more", ungated(sts(3, 2, 0), 4), Counts{3, 2, 0}, false,
+			nil, nil, nil, web(4)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, err := CalculateTransition(Classify(tt.pods), tt.desired, order, tt.preferGated)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				what      string
+				got, want []string
+			}{{"cutoff", names(tr.Cutoff), tt.cutoff}, {"standby", names(tr.Standby), tt.standby},
+				{"delete", names(tr.Delete), tt.deleteSet}, {"ungated", names(tr.Ungated), tt.ungated}} {
+				if !slices.Equal(c.got, orEmpty(c.want)) {
+					t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+				}
+			}
+		})
+	}
+}
+
 func TestCalculateTransition(t *testing.T) {
 	tests := []struct {
 		name                               string
@@ -127,7 +196,7 @@ func TestCalculateTransition(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			current := Classify(tt.pods)
 			before := slices.Clone(current.Online)
-			tr, err := CalculateTransition(current, tt.desired, order)
+			tr, err := CalculateTransition(current, tt.desired, order, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,10 +221,10 @@ func TestCalculateTransition(t *testing.T) {
 		})
 	}
 
-	if _, err := CalculateTransition(Pods{}, Counts{}, nil); err == nil {
+	if _, err := CalculateTransition(Pods{}, Counts{}, nil, false); err == nil {
 		t.Error("nil order: want an error")
 	}
-	if _, err := CalculateTransition(Pods{}, Counts{Online: -1}, order); err == nil {
+	if _, err := CalculateTransition(Pods{}, Counts{Online: -1}, order, false); err == nil {
 		t.Error("negative counts: want an error")
 	}
 }
@@ -197,7 +266,7 @@ func TestDecideQuickStart(t *testing.T) {
 		c := Counts(st.spec)
 		spec := &v1alpha1.ReplicaProfileSpec{OnlineReplicas: c.Online, CutoffReplicas: c.Cutoff, StandbyReplicas: c.Standby,
 			AllowedScalingDirection: v1alpha1.ScalingDirectionBoth}
-		d, err := Decide(spec, pods, replicas, order)
+		d, err := Decide(spec, pods, replicas, order, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +283,7 @@ func TestDecideQuickStart(t *testing.T) {
 			t.Errorf("step %d: scale %d (update %v), want %d", i, d.ScaleReplicas, d.UpdateScale, st.scale)
 		}
 		pods, replicas = apply(pods, d), d.ScaleReplicas
-		again, err := Decide(spec, pods, replicas, order)
+		again, err := Decide(spec, pods, replicas, order, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -262,7 +331,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := Decide(&tt.spec, tt.pods, tt.replicas, order)
+			d, err := Decide(&tt.spec, tt.pods, tt.replicas, order, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -274,7 +343,7 @@ func TestDecide(t *testing.T) {
 		})
 	}
 
-	if _, err := Decide(&v1alpha1.ReplicaProfileSpec{AllowedScalingDirection: "Sideways"}, nil, 0, order); err == nil {
+	if _, err := Decide(&v1alpha1.ReplicaProfileSpec{AllowedScalingDirection: "Sideways"}, nil, 0, order, false); err == nil {
 		t.Error("unknown direction: want an error")
 	}
 }

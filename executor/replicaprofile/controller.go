@@ -35,6 +35,7 @@ import (
 	"github.com/kapacitystack/kapacity/executor/podsort"
 	"github.com/kapacitystack/kapacity/executor/podstate"
 	"github.com/kapacitystack/kapacity/executor/requeue"
+	"github.com/kapacitystack/kapacity/executor/standby"
 	"github.com/kapacitystack/kapacity/executor/workload"
 )
 
@@ -74,6 +75,9 @@ type Reconciler struct {
 	Reader   client.Reader
 	Scaler   workload.Scaler
 	Recorder events.EventRecorder
+	// Standby says how much CPU Standby pods keep; nil leaves their resources alone (Standby then
+	// only cuts traffic off, as in Kapacity).
+	Standby *standby.Options
 
 	// selectors maps a ReplicaProfile to its workload's pod selector, for the pod watch. It is a
 	// cache refreshed on every reconcile; after a restart the initial reconcile of every
@@ -158,8 +162,24 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, r.fail(ctx, rp, original, v1alpha1.ReplicaProfileApplied, ReasonFailedTraffic, err)
 	}
 
+	// Pods whose traffic or resources disagree with their label (a change interrupted by a
+	// restart, pods without the readiness gate) are fixed first, so the counts below are honest.
+	rep := &report{}
+	defer r.emit(rp, rep)
+	if err := r.converge(ctx, pods, rep); err != nil {
+		return ctrl.Result{}, r.fail(ctx, rp, original, v1alpha1.ReplicaProfileApplied, ReasonFailedSetPodState, err)
+	}
+	// Progress is driven by pod events (pods starting, stopping, changing state), except after a
+	// resize that failed in a way that may pass.
+	result := func() ctrl.Result {
+		if rep.retry {
+			return ctrl.Result{RequeueAfter: retryInterval}
+		}
+		return ctrl.Result{}
+	}
+
 	replicas := scale.Spec.Replicas
-	decision, err := podstate.Decide(&rp.Spec, pods, replicas, order)
+	decision, err := podstate.Decide(&rp.Spec, pods, replicas, order, podsort.RemovesNotReadyFirst(gk))
 	if err != nil {
 		if orderErr != nil {
 			err = fmt.Errorf("%w (%v)", err, orderErr)
@@ -171,13 +191,13 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if decision.Ensured {
 		r.setCondition(rp, v1alpha1.ReplicaProfileEnsured, metav1.ConditionTrue, ReasonEnsured, "current replica profile is ensured")
 		r.setCondition(rp, v1alpha1.ReplicaProfileApplied, metav1.ConditionTrue, ReasonApplied, "all the operations for ensuring the replica profile are applied")
-		return ctrl.Result{}, r.updateStatus(ctx, rp, original)
+		return result(), r.updateStatus(ctx, rp, original)
 	}
 	r.setCondition(rp, v1alpha1.ReplicaProfileEnsured, metav1.ConditionFalse, ReasonNotSatisfied,
 		fmt.Sprintf("the number of replicas of some states do not meet the expectation: running %d online, %d cutoff, %d standby; desired %d online, %d cutoff, %d standby; workload replicas %d",
 			obs.Online, obs.Cutoff, obs.Standby, decision.DesiredOnline, rp.Spec.CutoffReplicas, rp.Spec.StandbyReplicas, replicas))
 
-	if err := r.apply(ctx, rp, gk.Kind, decision.Transition); err != nil {
+	if err := r.apply(ctx, rp, gk.Kind, decision.Transition, rep); err != nil {
 		return ctrl.Result{}, r.fail(ctx, rp, original, v1alpha1.ReplicaProfileApplied, ReasonFailedSetPodState, err)
 	}
 	if decision.UpdateScale {
@@ -198,15 +218,21 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	} else {
 		r.setCondition(rp, v1alpha1.ReplicaProfileApplied, metav1.ConditionTrue, ReasonApplied, "all the operations for ensuring the replica profile are applied")
 	}
-	// Progress is driven by pod events (pods starting, stopping, changing state).
-	return ctrl.Result{}, r.updateStatus(ctx, rp, original)
+	return result(), r.updateStatus(ctx, rp, original)
 }
 
 // apply moves pods between states: traffic first, then the label, so that a pod labelled Online
-// always serves and a pod labelled Cutoff never does. Pods to delete are only marked (for
-// ReplicaSets); the workload's controller removes them when the scale is lowered.
-func (r *Reconciler) apply(ctx context.Context, rp *v1alpha1.ReplicaProfile, kind string, t podstate.Transition) error {
+// always serves and a pod labelled Cutoff never does. A pod leaving Standby gets its CPU requests
+// back before anything else (it serves with them); a pod entering Standby gives them back after
+// its label is set (a restart in between is completed by converge). Pods to delete are only marked
+// (for ReplicaSets); the workload's controller removes them when the scale is lowered. Pods
+// without the readiness gate were left out of Cutoff and Standby by podstate and are reported.
+func (r *Reconciler) apply(ctx context.Context, rp *v1alpha1.ReplicaProfile, kind string, t podstate.Transition, rep *report) error {
 	log := logr.FromContextOrDiscard(ctx)
+	if len(t.Ungated) > 0 {
+		log.Info("pods without the readiness gate cannot be cut off; they stay Online", "pods", names(t.Ungated))
+		rep.ungated = append(rep.ungated, names(t.Ungated)...)
+	}
 	steps := []struct {
 		pods  []*corev1.Pod
 		state v1alpha1.PodState
@@ -223,12 +249,20 @@ func (r *Reconciler) apply(ctx context.Context, rp *v1alpha1.ReplicaProfile, kin
 		r.Recorder.Eventf(rp, nil, corev1.EventTypeNormal, s.event, "SetPodState", "%s pods: %v", strings.ToLower(string(s.state)), names(s.pods))
 		log.Info("changing pod states", "state", s.state, "pods", names(s.pods))
 		for _, pod := range s.pods {
+			if s.state != v1alpha1.PodStateStandby {
+				r.restoreResources(ctx, pod, rep)
+			}
 			// Standby pods keep no traffic either: they are not meant to serve.
 			if err := setTraffic(ctx, r.Client, pod, s.state == v1alpha1.PodStateOnline); err != nil {
 				return fmt.Errorf("failed to mark pod %q %s: %w", pod.Name, strings.ToLower(string(s.state)), err)
 			}
 			if err := setState(ctx, r.Client, pod, s.state); err != nil {
 				return fmt.Errorf("failed to mark pod %q %s: %w", pod.Name, strings.ToLower(string(s.state)), err)
+			}
+			if s.state == v1alpha1.PodStateStandby {
+				if err := r.releaseResources(ctx, pod, rep); err != nil {
+					return fmt.Errorf("failed to release the resources of standby pod %q: %w", pod.Name, err)
+				}
 			}
 		}
 	}
@@ -246,8 +280,10 @@ func (r *Reconciler) apply(ctx context.Context, rp *v1alpha1.ReplicaProfile, kin
 	return nil
 }
 
-// finalize returns every pod the profile took out of service to Online, so that deleting a
-// ReplicaProfile never leaves pods cut off, then removes the finalizer.
+// finalize returns every pod the profile took out of service to Online, with the CPU requests it
+// had before Standby, so that deleting a ReplicaProfile never leaves pods cut off or shrunk, then
+// removes the finalizer. A restore that fails for a reason that may pass keeps the finalizer
+// (the reconcile is retried): once the profile is gone nothing would give the pods their CPU back.
 func (r *Reconciler) finalize(ctx context.Context, rp *v1alpha1.ReplicaProfile) error {
 	defer r.selectors.Delete(types.NamespacedName{Namespace: rp.Namespace, Name: rp.Name})
 	if !controllerutil.ContainsFinalizer(rp, v1alpha1.FinalizerName) {
@@ -259,7 +295,13 @@ func (r *Reconciler) finalize(ctx context.Context, rp *v1alpha1.ReplicaProfile) 
 			if err != nil {
 				return fmt.Errorf("listing pods to bring back online: %w", err)
 			}
+			rep := &report{}
+			defer r.emit(rp, rep)
 			for _, pod := range pods {
+				r.restoreResources(ctx, pod, rep)
+				if rep.retry {
+					return fmt.Errorf("restoring the CPU requests of pod %s: %w", pod.Name, rep.restoreErr)
+				}
 				if podstate.StateOf(pod) == v1alpha1.PodStateOnline && onlineCondition(pod) == nil {
 					continue
 				}
@@ -337,8 +379,9 @@ func (r *Reconciler) profilesOfPod(ctx context.Context, obj client.Object) []ctr
 	return reqs
 }
 
-// podPredicate passes pod events that can change a ReplicaProfile's counts: creation, deletion,
-// and updates that change whether the pod runs or its state label.
+// podPredicate passes pod events that can change a ReplicaProfile's counts or what it must do:
+// creation, deletion, and updates that change whether the pod runs, its state label, or whether
+// the kubelet refused its resize as infeasible (a standby pod then gets its requests back).
 func podPredicate() predicate.Predicate {
 	return predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
@@ -350,7 +393,12 @@ func podPredicate() predicate.Predicate {
 			if podstate.IsRunning(oldPod) != podstate.IsRunning(newPod) {
 				return true
 			}
-			return podstate.StateOf(oldPod) != podstate.StateOf(newPod)
+			if podstate.StateOf(oldPod) != podstate.StateOf(newPod) {
+				return true
+			}
+			_, oldInfeasible := standby.Infeasible(oldPod)
+			_, newInfeasible := standby.Infeasible(newPod)
+			return oldInfeasible != newInfeasible
 		},
 	}
 }
