@@ -37,6 +37,11 @@ const (
 	resultKeyTimeSeries       = "timeSeries"
 	resultTypeTimeSeries      = "TimeSeries"
 	defaultAlgorithmNamespace = "kapacity-system"
+	// DefaultPredictiveImage is Kapacity's own image (as in deploy/), used for the algorithm of
+	// Predictive portraits when neither the template nor the manager names an image. Its entrypoint
+	// is the kapacity binary, so the job's arguments are given to its recommend subcommand.
+	DefaultPredictiveImage = "ghcr.io/kapacitystack/kapacity:latest"
+	predictiveSubcommand   = "recommend"
 )
 
 // JobOptions are the defaults of the algorithm jobs (the manager's --algorithm-job-* flags).
@@ -46,7 +51,8 @@ type JobOptions struct {
 	// ServiceAccount is the jobs' service account when the template names none.
 	ServiceAccount string
 	// PredictiveImage is the image of the "algorithm" container of Predictive portraits when the
-	// template leaves it empty.
+	// template leaves it empty; it runs the job from the template's arguments, as Kapacity's
+	// algorithm image does. Empty: DefaultPredictiveImage, running `kapacity recommend`.
 	PredictiveImage string
 	// MetricsServerAddr is the METRICS_SERVER_ADDR given to the algorithm unless the template sets it.
 	MetricsServerAddr string
@@ -195,6 +201,14 @@ func (o JobOptions) BuildCronJob(hp *v1alpha1.HorizontalPortrait) (*batchv1.Cron
 	c := &pod.Containers[i]
 	if c.Image == "" && hp.Spec.PortraitType == v1alpha1.PredictivePortraitType {
 		c.Image = o.PredictiveImage
+		if c.Image == "" {
+			// Without an image the CronJob is invalid; Kapacity's quick-start relies on the
+			// default, and this image runs every component, so the job names its subcommand.
+			c.Image = DefaultPredictiveImage
+			if len(c.Command) == 0 {
+				c.Args = append([]string{predictiveSubcommand}, c.Args...)
+			}
+		}
 	}
 	if o.MetricsServerAddr != "" {
 		setEnvDefault(c, envMetricsServerAddr, o.MetricsServerAddr)

@@ -289,6 +289,44 @@ func TestLeavingExternalJobRemovesTheCronJob(t *testing.T) {
 	}
 }
 
+// TestBuildCronJobDefaultImage: a Predictive algorithm container without an image gets the
+// manager's default image, or else Kapacity's own with the recommend subcommand before the
+// template's arguments; an image or a command in the template is left as it is.
+func TestBuildCronJobDefaultImage(t *testing.T) {
+	sampleArgs := []string{"--scaling-freq=10min"}
+	tests := []struct {
+		name              string
+		opts              JobOptions
+		image             string
+		command           []string
+		wantImage         string
+		wantArgs, wantCmd []string
+	}{
+		{"manager default image", JobOptions{PredictiveImage: "kapacity/predictive:v1"}, "", nil, "kapacity/predictive:v1", sampleArgs, nil},
+		{"built-in default image", JobOptions{}, "", nil, DefaultPredictiveImage, append([]string{"recommend"}, sampleArgs...), nil},
+		{"built-in default image, template command", JobOptions{}, "", []string{"/kapacity", "recommend"}, DefaultPredictiveImage, sampleArgs, []string{"/kapacity", "recommend"}},
+		{"template image", JobOptions{}, "example/algo:v2", nil, "example/algo:v2", sampleArgs, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hp := predictiveHP()
+			c := &hp.Spec.Algorithm.ExternalJob.Job.CronJob.Template.Spec.JobTemplate.Spec.Template.Spec.Containers[0]
+			c.Image, c.Command = tt.image, tt.command
+			cj, err := tt.opts.BuildCronJob(hp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0]
+			if got.Image != tt.wantImage || strings.Join(got.Args, " ") != strings.Join(tt.wantArgs, " ") || strings.Join(got.Command, " ") != strings.Join(tt.wantCmd, " ") {
+				t.Errorf("image %q command %q args %q, want %q %q %q", got.Image, got.Command, got.Args, tt.wantImage, tt.wantCmd, tt.wantArgs)
+			}
+			if tmpl := hp.Spec.Algorithm.ExternalJob.Job.CronJob.Template.Spec.JobTemplate.Spec.Template.Spec.Containers[0]; strings.Join(tmpl.Args, " ") != strings.Join(sampleArgs, " ") {
+				t.Errorf("the portrait's template was changed: args %q", tmpl.Args)
+			}
+		})
+	}
+}
+
 func TestBuildCronJobErrors(t *testing.T) {
 	tests := []struct {
 		name   string
