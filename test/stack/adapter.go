@@ -45,7 +45,23 @@ rules:
       namespace: {resource: namespace}
       pod: {resource: pod}
   metricsQuery: 'sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)'
+# The ingress-nginx rule of Kapacity's predictive quick-start (2.2.1.3), verbatim; its 3m irate
+# window also reads history backfilled at one-minute resolution.
+- seriesQuery: '{__name__="nginx_ingress_controller_requests"}'
+  metricsQuery: round(sum(irate(<<.Series>>{<<.LabelMatchers>>}[3m])) by (<<.GroupBy>>), 0.001)
+  name:
+    as: nginx_ingress_controller_requests_rate
+  resources:
+    template: <<.Resource>>
 externalRules:
+# Ready pods, named as the quick-start's predictive sample expects (Kapacity's Helm chart name).
+- seriesQuery: '{__name__="kube_pod_status_ready"}'
+  metricsQuery: sum(<<.Series>>{condition="true",<<.LabelMatchers>>})
+  name:
+    as: kube_pod_status_ready
+  resources:
+    overrides:
+      namespace: {resource: namespace}
 - seriesQuery: 'history_inflight{namespace!=""}'
   resources:
     overrides:
@@ -60,6 +76,9 @@ externalRules:
 resourceRules:
   cpu:
     containerQuery: 'sum by (<<.GroupBy>>) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",<<.LabelMatchers>>}[20s]))'
+    # For the recommender's ready-pods-only history; 3m (as Kapacity's default) so that it also reads
+    # counters backfilled at one-minute resolution.
+    readyPodsOnlyContainerQuery: 'sum by (<<.GroupBy>>) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",<<.LabelMatchers>>}[3m])))'
     resources:
       overrides:
         namespace: {resource: namespace}
