@@ -55,6 +55,9 @@ bench: ## Benchmarks (Go testing.B), printed as tables with ratios to baselines 
 	$(GO) test -run='^$$' -bench=. -benchmem $(UNIT_PACKAGES)
 	# Fixed iterations on the cluster: percentiles need hundreds of samples, whatever one takes.
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=500x -timeout=$(E2E_TIMEOUT) ./test/...
+	# The executor at scale (500 IHPAs over 5,000 kwok pods, about 8 minutes on a bed of its own):
+	# one iteration flips every workload; percentiles come from the controllers' histograms.
+	$(GO) test -tags scalebench -run='^$$' -bench='^BenchmarkExecutorScale$$' -benchtime=1x -timeout=$(E2E_TIMEOUT) ./test/e2e/
 
 .PHONY: demo
 demo: tools build ## Local cluster with everything running; Ctrl-C stops and cleans up
