@@ -371,3 +371,33 @@ func TestResampleAndShift(t *testing.T) {
 		})
 	}
 }
+
+// A scale-up shifted by more than the points' spacing lands before lower points; they must not
+// undo it (the reference's shift left 10:1 in force after 5:5, so the pods left again).
+func TestShiftScaleUpPastLowerPoints(t *testing.T) {
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	pts := []Point{{at(0), 1}, {at(10), 1}, {at(20), 5}, {at(30), 5}, {at(40), 2}, {at(50), 2}, {at(60), 6}}
+	for _, tc := range []struct {
+		name  string
+		ahead time.Duration
+		want  []Point
+	}{
+		{"15m over one point", 15 * time.Minute,
+			[]Point{{at(0), 1}, {at(5), 5}, {at(10), 5}, {at(30), 5}, {at(40), 2}, {at(45), 6}, {at(50), 6}}},
+		{"25m over two points", 25 * time.Minute,
+			[]Point{{at(-5), 5}, {at(0), 5}, {at(10), 5}, {at(30), 5}, {at(35), 6}, {at(40), 6}, {at(50), 6}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := ShiftScaleUp(pts, tc.ahead)
+			if len(s) != len(tc.want) {
+				t.Fatalf("got %v, want %v", s, tc.want)
+			}
+			for i := range s {
+				if !s[i].Time.Equal(tc.want[i].Time) || s[i].Replicas != tc.want[i].Replicas {
+					t.Fatalf("got %v, want %v", s, tc.want)
+				}
+			}
+		})
+	}
+}

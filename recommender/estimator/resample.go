@@ -34,9 +34,11 @@ func ResampleMax(points []Point, freq time.Duration) []Point {
 }
 
 // ShiftScaleUp moves every scale-up point (more replicas than the previous point; never the first)
-// ahead earlier, so the pods are ready when the traffic arrives; scale-downs keep their time. Unlike the
-// reference, the result is re-sorted and, where a shifted point lands on or before an earlier one, the
-// larger count wins, so the series stays ordered and never under-provisions.
+// ahead earlier, so the pods are ready when the traffic arrives; scale-downs keep their time. points
+// must be sorted by time. Unlike the reference, every resulting point asks for the most replicas that
+// any input point needs from its time to ahead later, so a scale-up shifted past earlier, lower points
+// (ahead longer than the points' spacing) raises them too instead of being undone by them; points that
+// land on the same time keep the larger count. The series never under-provisions.
 func ShiftScaleUp(points []Point, ahead time.Duration) []Point {
 	out := append([]Point(nil), points...)
 	if ahead <= 0 {
@@ -47,8 +49,10 @@ func ShiftScaleUp(points []Point, ahead time.Duration) []Point {
 			out[i].Time = points[i].Time.Add(-ahead)
 		}
 	}
+	for i := range out {
+		out[i].Replicas = mostNeeded(points, out[i].Time, ahead)
+	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
-	// Points that land on the same time keep the larger count.
 	res := out[:0:0]
 	for _, p := range out {
 		for len(res) > 0 && !res[len(res)-1].Time.Before(p.Time) {
@@ -60,4 +64,18 @@ func ShiftScaleUp(points []Point, ahead time.Duration) []Point {
 		res = append(res, p)
 	}
 	return res
+}
+
+// mostNeeded is the largest count that sorted points ask for during [from, from+ahead]: the one in
+// effect at from (the last point at or before it, if any) and every point after it within ahead.
+func mostNeeded(points []Point, from time.Time, ahead time.Duration) int {
+	i := sort.Search(len(points), func(i int) bool { return points[i].Time.After(from) })
+	most := 0
+	if i > 0 {
+		most = points[i-1].Replicas
+	}
+	for until := from.Add(ahead); i < len(points) && !points[i].Time.After(until); i++ {
+		most = max(most, points[i].Replicas)
+	}
+	return most
 }

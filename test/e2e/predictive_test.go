@@ -104,8 +104,7 @@ const predictiveTrainTarget = `- workloadNamespace: %s
 // minutes away is seen in the test's time, and scale-ups move one such period ahead. The history
 // is sampled once a minute, so a rate at t covers the minute before t and the forecast rise lands
 // a minute after the traffic's; the shift puts the scale-up before it, as a pod start-up
-// allowance does in production. (An ahead longer than the scaling freq would hit a bug of
-// estimator.ShiftScaleUp: the points it jumps over keep their lower counts.)
+// allowance does in production.
 var sampleArgChanges = []struct{ from, to string }{
 	{"--scaling-freq=10min", fmt.Sprintf("--scaling-freq=%dmin", int(predictiveScalingFreq.Minutes()))},
 	{"", fmt.Sprintf("--scale-up-ahead-seconds=%d", int(predictiveAhead.Seconds()))},
