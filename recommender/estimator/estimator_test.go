@@ -341,14 +341,7 @@ func TestResampleAndShift(t *testing.T) {
 	pts := []Point{{at(0), 2}, {at(5), 3}, {at(10), 5}, {at(15), 4}, {at(20), 1}, {at(25), 1}}
 	got := ResampleMax(pts, 10*time.Minute)
 	want := []Point{{at(0), 3}, {at(10), 5}, {at(20), 1}}
-	if len(got) != len(want) {
-		t.Fatalf("ResampleMax = %v, want %v", got, want)
-	}
-	for i := range want {
-		if !got[i].Time.Equal(want[i].Time) || got[i].Replicas != want[i].Replicas {
-			t.Fatalf("ResampleMax = %v, want %v", got, want)
-		}
-	}
+	assertPoints(t, got, want)
 	for _, tc := range []struct {
 		name  string
 		ahead time.Duration
@@ -360,14 +353,7 @@ func TestResampleAndShift(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := ShiftScaleUp(want, tc.ahead)
-			if len(s) != len(tc.want) {
-				t.Fatalf("got %v, want %v", s, tc.want)
-			}
-			for i := range s {
-				if !s[i].Time.Equal(tc.want[i].Time) || s[i].Replicas != tc.want[i].Replicas {
-					t.Fatalf("got %v, want %v", s, tc.want)
-				}
-			}
+			assertPoints(t, s, tc.want)
 		})
 	}
 }
@@ -390,14 +376,14 @@ func TestShiftScaleUpPastLowerPoints(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := ShiftScaleUp(pts, tc.ahead)
-			if len(s) != len(tc.want) {
-				t.Fatalf("got %v, want %v", s, tc.want)
-			}
-			for i := range s {
-				if !s[i].Time.Equal(tc.want[i].Time) || s[i].Replicas != tc.want[i].Replicas {
-					t.Fatalf("got %v, want %v", s, tc.want)
-				}
-			}
+			assertPoints(t, s, tc.want)
 		})
+	}
+}
+
+func assertPoints(t *testing.T, got, want []Point) {
+	t.Helper()
+	if !slices.EqualFunc(got, want, func(a, b Point) bool { return a.Time.Equal(b.Time) && a.Replicas == b.Replicas }) {
+		t.Fatalf("got %v, want %v", got, want)
 	}
 }

@@ -76,6 +76,13 @@ func useManager(t testing.TB) *stack.Manager {
 // cut-off pod would stay Ready and in its Service's endpoints.
 func emulateKubeletReadiness(ctx context.Context, t *testing.T, ns string) {
 	t.Helper()
+	emulateKubelet(ctx, t, ns, syncReady)
+}
+
+// emulateKubelet applies sync to every pod of ns five times a second until the test ends: the part
+// of a kubelet that kwok does not play.
+func emulateKubelet(ctx context.Context, t *testing.T, ns string, sync func(context.Context, *corev1.Pod)) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
@@ -85,7 +92,7 @@ func emulateKubeletReadiness(ctx context.Context, t *testing.T, ns string) {
 			pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 			if err == nil {
 				for i := range pods.Items {
-					syncReady(ctx, &pods.Items[i])
+					sync(ctx, &pods.Items[i])
 				}
 			}
 			select {

@@ -259,24 +259,7 @@ func readyEndpoints(ctx context.Context, ns string) int {
 // absence for a node without resize support), so without this every resize is refused.
 func emulateKubeletResize(ctx context.Context, t *testing.T, ns string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-			if err == nil {
-				for i := range pods.Items {
-					syncResources(ctx, &pods.Items[i])
-				}
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
+	emulateKubelet(ctx, t, ns, syncResources)
 }
 
 func syncResources(ctx context.Context, pod *corev1.Pod) {
