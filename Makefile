@@ -118,14 +118,16 @@ $(BIN)/prometheus $(BIN)/promtool &:
 	ln -sf "$$(command -v prometheus)" $(BIN)/prometheus
 	ln -sf "$$(command -v promtool)" $(BIN)/promtool
 
-# protoc for the gRPC code, from Debian's protobuf-compiler (the generated headers name its version).
+# protoc for the gRPC code, from Debian's protobuf-compiler (the generated headers name its version),
+# and libprotobuf-dev for the well-known types' .proto files (google/protobuf/duration.proto), which
+# protobuf-compiler only recommends.
 $(BIN)/protoc:
 	@mkdir -p $(BIN)
-	@if ! command -v protoc >/dev/null; then \
-		echo "installing Debian's protobuf-compiler package"; \
+	@if ! command -v protoc >/dev/null || [ ! -f /usr/include/google/protobuf/duration.proto ]; then \
+		echo "installing Debian's protobuf-compiler and libprotobuf-dev packages"; \
 		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		$$sudo apt-get update -qq; \
-		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends protobuf-compiler >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends protobuf-compiler libprotobuf-dev >/dev/null; \
 	fi
 	ln -sf "$$(command -v protoc)" $(BIN)/protoc
 

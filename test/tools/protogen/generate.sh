@@ -3,8 +3,9 @@
 # its .proto files with protoc and the plugins pinned beside this script, building the plugins
 # first when they are missing or stale.
 #
-# protoc itself comes from the system (Debian/Ubuntu: apt-get install -y protobuf-compiler, which
-# also brings the google/protobuf/*.proto includes). Its version is written into the generated
+# protoc itself comes from the system (Debian/Ubuntu: apt-get install -y protobuf-compiler
+# libprotobuf-dev; the second brings the google/protobuf/*.proto includes, which a
+# --no-install-recommends install of the first leaves out). Its version is written into the generated
 # headers, so it is pinned too: a different protoc fails here instead of producing a diff that
 # `make verify-generate` would report as stale.
 #
@@ -18,7 +19,11 @@ stamp="${bin}/.protogen.stamp"
 want_protoc="libprotoc 3.21.12"
 
 if ! command -v protoc >/dev/null; then
-	echo "protoc not found: install it (Debian/Ubuntu: apt-get install -y protobuf-compiler)" >&2
+	echo "protoc not found: install it (Debian/Ubuntu: apt-get install -y protobuf-compiler libprotobuf-dev)" >&2
+	exit 1
+fi
+if [[ ! -f /usr/include/google/protobuf/duration.proto ]]; then
+	echo "google/protobuf/duration.proto not found in /usr/include: install it (Debian/Ubuntu: apt-get install -y libprotobuf-dev)" >&2
 	exit 1
 fi
 if [[ "$(protoc --version)" != "${want_protoc}" ]]; then
