@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -70,63 +69,21 @@ func useManager(t testing.TB) *stack.Manager {
 	return mgr
 }
 
-// emulateKubeletReadiness plays the kubelet's part that kwok does not: a pod with readiness gates
-// is Ready only while all its gates' conditions are True. kwok sets Ready (and each gate's
-// condition) True once when the pod starts and never looks at the gates again, so without this a
-// cut-off pod would stay Ready and in its Service's endpoints.
+// emulateKubeletReadiness makes the pods of ns Ready only while their readiness gates are True,
+// as a kubelet does and kwok does not, until the test ends.
 func emulateKubeletReadiness(ctx context.Context, t *testing.T, ns string) {
 	t.Helper()
-	emulateKubelet(ctx, t, ns, syncReady)
+	emulateKubelet(ctx, t, ns, stack.SyncReadiness)
 }
 
-// emulateKubelet applies sync to every pod of ns five times a second until the test ends: the part
-// of a kubelet that kwok does not play.
-func emulateKubelet(ctx context.Context, t *testing.T, ns string, sync func(context.Context, *corev1.Pod)) {
+// emulateKubelet applies sync to every pod of ns until the test ends.
+func emulateKubelet(ctx context.Context, t *testing.T, ns string, sync stack.PodSync) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-			if err == nil {
-				for i := range pods.Items {
-					sync(ctx, &pods.Items[i])
-				}
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
-}
-
-func syncReady(ctx context.Context, pod *corev1.Pod) {
-	if pod.Status.Phase != corev1.PodRunning || len(pod.Spec.ReadinessGates) == 0 {
-		return
-	}
-	want := corev1.ConditionTrue
-	for _, g := range pod.Spec.ReadinessGates {
-		if podCondition(pod, g.ConditionType) != corev1.ConditionTrue {
-			want = corev1.ConditionFalse
-		}
-	}
-	if podCondition(pod, corev1.PodReady) == want {
-		return
-	}
-	patch := fmt.Sprintf(`{"status":{"conditions":[{"type":"Ready","status":%q,"lastTransitionTime":%q}]}}`, want, time.Now().UTC().Format(time.RFC3339))
-	_, _ = kube.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}, "status")
+	t.Cleanup(stack.RunKubeletStandIn(ctx, kube, ns, sync))
 }
 
 func podCondition(pod *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == t {
-			return c.Status
-		}
-	}
-	return ""
+	return stack.PodCondition(pod, t)
 }
 
 // createNginx creates the quick-start's workload: StatefulSet "nginx" (pods labelled for the

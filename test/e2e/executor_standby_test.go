@@ -14,6 +14,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -262,7 +263,7 @@ func emulateKubeletResize(ctx context.Context, t *testing.T, ns string) {
 	emulateKubelet(ctx, t, ns, syncResources)
 }
 
-func syncResources(ctx context.Context, pod *corev1.Pod) {
+func syncResources(ctx context.Context, client kubernetes.Interface, pod *corev1.Pod) {
 	if pod.Status.Phase != corev1.PodRunning || pod.DeletionTimestamp != nil {
 		return
 	}
@@ -283,5 +284,5 @@ func syncResources(ctx context.Context, pod *corev1.Pod) {
 		return
 	}
 	// A conflict (another writer of the status) is retried by the next round.
-	_, _ = kube.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	_, _ = client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
 }
