@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	deploycrds "github.com/kapacitystack/kapacity/deploy/crds"
 	"github.com/kapacitystack/kapacity/executor/manager"
 	"github.com/kapacitystack/kapacity/executor/webhook"
 	"github.com/kapacitystack/kapacity/test/cluster"
@@ -167,22 +167,16 @@ func (m *Manager) installWebhook(ctx context.Context) error {
 // InstallCRDs creates Kapacity's CRDs from deploy/crds (if missing) and waits until they are
 // established.
 func InstallCRDs(ctx context.Context, bed *cluster.Cluster) error {
-	_, self, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(self), "..", "..", "deploy", "crds")
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no CRDs found in %s: %v", dir, err)
+	manifests, err := deploycrds.Manifests()
+	if err != nil || len(manifests) == 0 {
+		return fmt.Errorf("no CRD manifests embedded from deploy/crds: %v", err)
 	}
 	client, err := apiextensions.NewForConfig(bed.Config)
 	if err != nil {
 		return err
 	}
 	var names []string
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
+	for f, raw := range manifests {
 		crd := &apiextensionsv1.CustomResourceDefinition{}
 		if err := yaml.UnmarshalStrict(raw, crd); err != nil {
 			return fmt.Errorf("decoding %s: %w", f, err)
