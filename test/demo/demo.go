@@ -25,10 +25,12 @@ func NewCommand() *cobra.Command {
 	opts := cluster.Options{}
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run a local cluster (kwok nodes) with Prometheus, the Kapacity adapter and a sample autoscaled workload until Ctrl-C",
+		Short: "Run a local cluster (kwok nodes) with Prometheus, the Kapacity adapter and manager, and sample autoscaled workloads until Ctrl-C",
 		Long: `demo starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (fake nodes)
-and Prometheus on 127.0.0.1, then the Kapacity adapter registered for the three metrics APIs and a
-sample Deployment with simulated traffic scaled by a native HPA on a custom metric. It prints how to
+and Prometheus on 127.0.0.1, then the Kapacity adapter registered for the three metrics APIs, a
+sample Deployment with simulated traffic scaled by a native HPA on a custom metric, the Kapacity
+manager (executor) and a sample IHPA that scales a second Deployment up on a cron window and down
+in gray steps. It prints how to
 reach everything and runs until interrupted. On Ctrl-C every process is stopped and every file
 removed. The control-plane binaries come from ` + "`make tools`" + ` (bin/).`,
 		Args: cobra.NoArgs,
@@ -61,15 +63,15 @@ func run(ctx context.Context, out io.Writer, opts cluster.Options) error {
 	}
 	defer bed.Stop()
 	fmt.Fprintln(out, "Starting the Kapacity adapter and a sample workload…")
-	// The adapter runs in this process; its logs go beside the control plane's instead of
-	// burying the instructions below.
-	adapterLog, err := os.Create(filepath.Join(bed.Dir, "logs", "kapacity-adapter.log"))
+	// The adapter and the manager run in this process; their logs go beside the control plane's
+	// instead of burying the instructions below.
+	kapacityLog, err := os.Create(filepath.Join(bed.Dir, "logs", "kapacity.log"))
 	if err != nil {
-		return fmt.Errorf("creating the adapter log: %w", err)
+		return fmt.Errorf("creating the Kapacity log: %w", err)
 	}
-	defer adapterLog.Close()
+	defer kapacityLog.Close()
 	klog.LogToStderr(false)
-	klog.SetOutput(adapterLog)
+	klog.SetOutput(kapacityLog)
 	adapter, err := stack.StartAdapter(ctx, bed, stack.AdapterConfig)
 	if err != nil {
 		return fmt.Errorf("starting the adapter: %w", err)
@@ -78,6 +80,17 @@ func run(ctx context.Context, out io.Writer, opts cluster.Options) error {
 	if err := startSampleWorkload(ctx, bed, adapter); err != nil {
 		return err
 	}
+	fmt.Fprintln(out, "Starting the Kapacity manager and a sample IHPA…")
+	mgr, err := stack.StartManager(ctx, bed)
+	if err != nil {
+		return fmt.Errorf("starting the manager: %w", err)
+	}
+	defer mgr.Close()
+	stopStandIn, err := startExecutorSample(ctx, bed)
+	if err != nil {
+		return err
+	}
+	defer stopStandIn()
 
 	fmt.Fprintf(out, `
 Cluster up in %s. In another shell:
@@ -94,6 +107,15 @@ a native HPA keeps 10 requests/s per pod on the adapter's http_requests_per_seco
   kubectl top pods -n demo
   kubectl get --raw "/apis/custom.metrics.k8s.io/v1beta2/namespaces/demo/pods/*/http_requests_per_second"
   kubectl get --raw "/apis/custom.metrics.k8s.io/v1beta2/namespaces/demo/deployments.apps/web/http_requests_per_second"
+
+The Kapacity manager runs the executor. IHPA demo/batch (the quick-start's gray-strategy sample with
+its cron window every 10 minutes) scales Deployment demo/batch from 1 to 5 replicas at minutes 0, 10,
+20… and, 4 minutes later, back to 1 in gray steps: pods are cut off (unready, out of the Service)
+2 at a time every 30 s, then removed after a 60 s observation:
+
+  kubectl get ihpa,replicaprofile -n demo -w
+  kubectl get pods -n demo -l app=batch -L kapacitystack.io/pod-state -w
+  kubectl describe ihpa -n demo batch
 
 Prometheus: %s
 Files and logs: %s
@@ -113,6 +135,9 @@ Press Ctrl-C to stop and clean up.
 				return fmt.Errorf("the demo cluster failed: %w", err)
 			}
 			if err := adapter.Err(); err != nil {
+				return err
+			}
+			if err := mgr.Err(); err != nil {
 				return err
 			}
 		}

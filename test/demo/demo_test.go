@@ -1,0 +1,153 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/test/cluster"
+	"github.com/kapacitystack/kapacity/test/poll"
+)
+
+// lockedBuffer is the demo's output, written by the demo and read by the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	sb strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sb.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sb.String()
+}
+
+var ihpaResource = schema.GroupVersionResource{Group: v1alpha1.GroupVersion.Group, Version: v1alpha1.GroupVersion.Version, Resource: "intelligenthorizontalpodautoscalers"}
+
+// TestDemoRunsEverything is `make demo` as a user runs it: the printed kubeconfig reaches a cluster
+// where the native HPA reads the adapter's metric, the sample IHPA is active, the manager's webhook
+// gave the batch pods their readiness gate, and Ctrl-C (ctx) stops everything and removes the files.
+func TestDemoRunsEverything(t *testing.T) {
+	binDir, err := cluster.DefaultBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, out, cluster.Options{BinDir: binDir, Nodes: 1, HPASyncPeriod: 5 * time.Second})
+	}()
+	stopped := false
+	stop := func() error {
+		cancel()
+		select {
+		case err := <-done:
+			stopped = true
+			return err
+		case <-time.After(time.Minute):
+			return fmt.Errorf("the demo did not stop within a minute of Ctrl-C; output:\n%s", out)
+		}
+	}
+	defer func() {
+		if !stopped {
+			_ = stop()
+		}
+	}()
+
+	poll.Until(ctx, t, 3*time.Minute, "the demo to print its instructions", func(context.Context) (string, bool, error) {
+		select {
+		case err := <-done:
+			stopped = true
+			return out.String(), false, fmt.Errorf("the demo returned before it was ready: %v", err)
+		default:
+		}
+		return out.String(), strings.Contains(out.String(), "Press Ctrl-C"), nil
+	})
+	m := regexp.MustCompile(`export KUBECONFIG=(\S+)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no KUBECONFIG in the demo's output:\n%s", out)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", m[1])
+	if err != nil {
+		t.Fatalf("loading the printed kubeconfig: %v", err)
+	}
+	kube := kubernetes.NewForConfigOrDie(cfg)
+	dyn := dynamic.NewForConfigOrDie(cfg)
+
+	poll.Until(ctx, t, 2*time.Minute, "HPA demo/web reading http_requests_per_second from the adapter", func(ctx context.Context) (string, bool, error) {
+		hpa, err := kube.AutoscalingV2().HorizontalPodAutoscalers(demoNamespace).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err.Error(), false, nil
+		}
+		return fmt.Sprintf("conditions %s, metrics %d", hpaConditions(hpa), len(hpa.Status.CurrentMetrics)),
+			len(hpa.Status.CurrentMetrics) > 0 && hpa.Status.CurrentMetrics[0].Pods != nil, nil
+	})
+	poll.Until(ctx, t, 2*time.Minute, "IHPA demo/batch active, its pods gated by the manager's webhook", func(ctx context.Context) (string, bool, error) {
+		ihpa, err := dyn.Resource(ihpaResource).Namespace(demoNamespace).Get(ctx, "batch", metav1.GetOptions{})
+		if err != nil {
+			return err.Error(), false, nil
+		}
+		conds, _, _ := unstructured.NestedSlice(ihpa.Object, "status", "conditions")
+		active := false
+		var seen []string
+		for _, c := range conds {
+			c, _ := c.(map[string]any)
+			seen = append(seen, fmt.Sprintf("%v=%v(%v)", c["type"], c["status"], c["reason"]))
+			active = active || (c["type"] == "ScalingActive" && c["status"] == "True")
+		}
+		pods, err := kube.CoreV1().Pods(demoNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=batch"})
+		if err != nil {
+			return err.Error(), false, nil
+		}
+		gated := 0
+		for _, p := range pods.Items {
+			for _, g := range p.Spec.ReadinessGates {
+				if g.ConditionType == corev1.PodConditionType(v1alpha1.PodOnlineConditionType) {
+					gated++
+				}
+			}
+		}
+		return fmt.Sprintf("IHPA conditions %v; %d of %d batch pods gated", seen, gated, len(pods.Items)),
+			active && len(pods.Items) > 0 && gated == len(pods.Items), nil
+	})
+
+	bedDir := regexp.MustCompile(`Files and logs: (\S+)`).FindStringSubmatch(out.String())
+	if err := stop(); err != nil {
+		t.Fatalf("the demo failed: %v\noutput:\n%s", err, out)
+	}
+	if bedDir != nil {
+		if _, err := os.Stat(bedDir[1]); !os.IsNotExist(err) {
+			t.Errorf("the demo's folder %s is still there after Ctrl-C (stat: %v)", bedDir[1], err)
+		}
+	}
+}
+
+func hpaConditions(hpa *autoscalingv2.HorizontalPodAutoscaler) string {
+	var s []string
+	for _, c := range hpa.Status.Conditions {
+		s = append(s, fmt.Sprintf("%s=%s(%s)", c.Type, c.Status, c.Reason))
+	}
+	return strings.Join(s, ",")
+}
