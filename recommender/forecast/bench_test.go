@@ -11,29 +11,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kapacitystack/kapacity/test/sharedfiles"
 )
 
-// tracesDir locates ../shared/data/traces relative to the repository root (the folder holding go.mod).
+// tracesDir is ../shared/data/traces beside the repository; the benchmark is skipped without it.
 func tracesDir(b *testing.B) string {
-	dir, err := os.Getwd()
+	dir, err := sharedfiles.Path("data", "traces")
 	if err != nil {
-		b.Fatal(err)
+		b.Skip(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			b.Skip("repository root not found")
-		}
-		dir = parent
-	}
-	traces := filepath.Join(dir, "..", "shared", "data", "traces")
-	if _, err := os.Stat(traces); err != nil {
-		b.Skipf("no traces at %s", traces)
-	}
-	return traces
+	return dir
 }
 
 // readTrace reads a timestamp,value CSV and regularizes it on its most common step.
