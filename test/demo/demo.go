@@ -30,9 +30,9 @@ func NewCommand() *cobra.Command {
 and Prometheus on 127.0.0.1, then the Kapacity adapter registered for the three metrics APIs, a
 sample Deployment with simulated traffic scaled by a native HPA on a custom metric, the Kapacity
 manager (executor) and a sample IHPA that scales a second Deployment up on a cron window and down
-in gray steps. It prints how to
-reach everything and runs until interrupted. On Ctrl-C every process is stopped and every file
-removed. The control-plane binaries come from ` + "`make tools`" + ` (bin/).`,
+in gray steps. It prints how to reach everything and runs until interrupted. On Ctrl-C every
+process is stopped and every file removed. The control-plane binaries come from ` + "`make tools`" + `
+(bin/).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
