@@ -38,7 +38,7 @@ func ResampleMax(points []Point, freq time.Duration) []Point {
 // must be sorted by time. Unlike the reference, every resulting point asks for the most replicas that
 // any input point needs from its time to ahead later, so a scale-up shifted past earlier, lower points
 // (ahead longer than the points' spacing) raises them too instead of being undone by them; points that
-// land on the same time keep the larger count. The series never under-provisions.
+// land on the same time become one. The series never under-provisions.
 func ShiftScaleUp(points []Point, ahead time.Duration) []Point {
 	out := append([]Point(nil), points...)
 	if ahead <= 0 {
@@ -53,15 +53,12 @@ func ShiftScaleUp(points []Point, ahead time.Duration) []Point {
 		out[i].Replicas = mostNeeded(points, out[i].Time, ahead)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	// Points at the same time got the same count from mostNeeded: keep one.
 	res := out[:0:0]
 	for _, p := range out {
-		for len(res) > 0 && !res[len(res)-1].Time.Before(p.Time) {
-			if res[len(res)-1].Replicas > p.Replicas {
-				p.Replicas = res[len(res)-1].Replicas
-			}
-			res = res[:len(res)-1]
+		if len(res) == 0 || !res[len(res)-1].Time.Equal(p.Time) {
+			res = append(res, p)
 		}
-		res = append(res, p)
 	}
 	return res
 }

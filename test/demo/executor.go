@@ -8,14 +8,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/executor/manager"
 	"github.com/kapacitystack/kapacity/test/cluster"
 	"github.com/kapacitystack/kapacity/test/stack"
 )
@@ -89,11 +88,8 @@ func startExecutorSample(ctx context.Context, bed *cluster.Cluster) (stop func()
 	if err != nil {
 		return nil, fmt.Errorf("creating service %s/batch: %w", demoNamespace, err)
 	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
+	scheme, err := manager.Scheme()
+	if err != nil {
 		return nil, err
 	}
 	c, err := client.New(bed.Config, client.Options{Scheme: scheme})

@@ -82,10 +82,6 @@ func emulateKubelet(ctx context.Context, t *testing.T, ns string, sync stack.Pod
 	t.Cleanup(stack.RunKubeletStandIn(ctx, kube, ns, sync))
 }
 
-func podCondition(pod *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
-	return stack.PodCondition(pod, t)
-}
-
 // createNginx creates the quick-start's workload: StatefulSet "nginx" (pods labelled for the
 // readiness gate) and Service "nginx", and waits for the pods.
 func createNginx(ctx context.Context, t *testing.T, ns string, replicas int32) {
@@ -169,7 +165,7 @@ func observe(ctx context.Context, ns, ihpaName string) (observation, error) {
 			continue
 		}
 		o.pods++
-		online := podCondition(&p, v1alpha1.PodOnlineConditionType)
+		online := stack.PodCondition(&p, v1alpha1.PodOnlineConditionType)
 		switch p.Labels[v1alpha1.PodStateLabelKey] {
 		case string(v1alpha1.PodStateCutoff):
 			if online == corev1.ConditionFalse {

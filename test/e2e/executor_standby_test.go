@@ -22,6 +22,7 @@ import (
 	"github.com/kapacitystack/kapacity/executor/replicaprofile"
 	"github.com/kapacitystack/kapacity/executor/standby"
 	"github.com/kapacitystack/kapacity/test/poll"
+	"github.com/kapacitystack/kapacity/test/stack"
 )
 
 // TestExecutorStandby runs a gray scale-down 4 → 2 with grayState Standby, then back to 4, on a
@@ -207,7 +208,7 @@ func observeStandby(ctx context.Context, ns string) (standbyObservation, error) 
 		if p.DeletionTimestamp != nil {
 			continue
 		}
-		sp := standbyPod{name: p.Name, state: "Online", traffic: string(podCondition(&p, v1alpha1.PodOnlineConditionType))}
+		sp := standbyPod{name: p.Name, state: "Online", traffic: string(stack.PodCondition(&p, v1alpha1.PodOnlineConditionType))}
 		if s, ok := p.Labels[v1alpha1.PodStateLabelKey]; ok {
 			sp.state = s
 		}
