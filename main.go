@@ -16,8 +16,8 @@ import (
 
 	adapterserver "github.com/kapacitystack/kapacity/adapter/server"
 	"github.com/kapacitystack/kapacity/executor/manager"
+	"github.com/kapacitystack/kapacity/localcluster/demo"
 	"github.com/kapacitystack/kapacity/recommender/cli"
-	"github.com/kapacitystack/kapacity/test/demo"
 )
 
 // version and commit are stamped by the Makefile through -ldflags.

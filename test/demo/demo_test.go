@@ -1,4 +1,4 @@
-package demo
+package demo_test
 
 import (
 	"context"
@@ -20,7 +20,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
-	"github.com/kapacitystack/kapacity/test/cluster"
+	"github.com/kapacitystack/kapacity/localcluster"
+	"github.com/kapacitystack/kapacity/localcluster/demo"
 	"github.com/kapacitystack/kapacity/test/poll"
 )
 
@@ -48,7 +49,7 @@ var ihpaResource = schema.GroupVersionResource{Group: v1alpha1.GroupVersion.Grou
 // where the native HPA reads the adapter's metric, the sample IHPA is active, the manager's webhook
 // gave the batch pods their readiness gate, and Ctrl-C (ctx) stops everything and removes the files.
 func TestDemoRunsEverything(t *testing.T) {
-	binDir, err := cluster.DefaultBinDir()
+	binDir, err := localcluster.DefaultBinDir()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func TestDemoRunsEverything(t *testing.T) {
 	out := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, out, cluster.Options{BinDir: binDir, Nodes: 1, HPASyncPeriod: 5 * time.Second})
+		done <- demo.Run(ctx, out, localcluster.Options{BinDir: binDir, Nodes: 1, HPASyncPeriod: 5 * time.Second})
 	}()
 	stopped := false
 	stop := func() error {
@@ -97,7 +98,7 @@ func TestDemoRunsEverything(t *testing.T) {
 	dyn := dynamic.NewForConfigOrDie(cfg)
 
 	poll.Until(ctx, t, 2*time.Minute, "HPA demo/web reading http_requests_per_second from the adapter", func(ctx context.Context) (string, bool, error) {
-		hpa, err := kube.AutoscalingV2().HorizontalPodAutoscalers(demoNamespace).Get(ctx, "web", metav1.GetOptions{})
+		hpa, err := kube.AutoscalingV2().HorizontalPodAutoscalers(demo.Namespace).Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
 			return err.Error(), false, nil
 		}
@@ -105,7 +106,7 @@ func TestDemoRunsEverything(t *testing.T) {
 			len(hpa.Status.CurrentMetrics) > 0 && hpa.Status.CurrentMetrics[0].Pods != nil, nil
 	})
 	poll.Until(ctx, t, 2*time.Minute, "IHPA demo/batch active, its pods gated by the manager's webhook", func(ctx context.Context) (string, bool, error) {
-		ihpa, err := dyn.Resource(ihpaResource).Namespace(demoNamespace).Get(ctx, "batch", metav1.GetOptions{})
+		ihpa, err := dyn.Resource(ihpaResource).Namespace(demo.Namespace).Get(ctx, "batch", metav1.GetOptions{})
 		if err != nil {
 			return err.Error(), false, nil
 		}
@@ -117,7 +118,7 @@ func TestDemoRunsEverything(t *testing.T) {
 			seen = append(seen, fmt.Sprintf("%v=%v(%v)", c["type"], c["status"], c["reason"]))
 			active = active || (c["type"] == "ScalingActive" && c["status"] == "True")
 		}
-		pods, err := kube.CoreV1().Pods(demoNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=batch"})
+		pods, err := kube.CoreV1().Pods(demo.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=batch"})
 		if err != nil {
 			return err.Error(), false, nil
 		}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kapacitystack/kapacity/localcluster/stack"
 	"github.com/kapacitystack/kapacity/test/poll"
-	"github.com/kapacitystack/kapacity/test/stack"
 )
 
 var (

@@ -19,8 +19,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"github.com/kapacitystack/kapacity/localcluster/stack"
 	"github.com/kapacitystack/kapacity/test/poll"
-	"github.com/kapacitystack/kapacity/test/stack"
 )
 
 // createWorkload creates a Deployment fed by the simulator and waits for its pods.

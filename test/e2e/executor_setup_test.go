@@ -26,7 +26,7 @@ import (
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
 	"github.com/kapacitystack/kapacity/executor/manager"
-	"github.com/kapacitystack/kapacity/test/stack"
+	"github.com/kapacitystack/kapacity/localcluster/stack"
 )
 
 var (

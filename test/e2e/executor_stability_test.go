@@ -17,8 +17,8 @@ import (
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
 	"github.com/kapacitystack/kapacity/executor/ihpa"
+	"github.com/kapacitystack/kapacity/localcluster/sim"
 	"github.com/kapacitystack/kapacity/test/poll"
-	"github.com/kapacitystack/kapacity/test/sim"
 )
 
 // TestExecutorStabilityCheckRollsBack: a gray scale-down from 5 to 1 through Cutoff, watched by a

@@ -21,8 +21,8 @@ import (
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
 	"github.com/kapacitystack/kapacity/executor/replicaprofile"
 	"github.com/kapacitystack/kapacity/executor/standby"
+	"github.com/kapacitystack/kapacity/localcluster/stack"
 	"github.com/kapacitystack/kapacity/test/poll"
-	"github.com/kapacitystack/kapacity/test/stack"
 )
 
 // TestExecutorStandby runs a gray scale-down 4 → 2 with grayState Standby, then back to 4, on a

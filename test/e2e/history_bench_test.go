@@ -16,7 +16,7 @@ import (
 	"github.com/kapacitystack/kapacity/historyapi/client"
 	"github.com/kapacitystack/kapacity/historyapi/query"
 	"github.com/kapacitystack/kapacity/historyapi/v1alpha1"
-	"github.com/kapacitystack/kapacity/test/stack"
+	"github.com/kapacitystack/kapacity/localcluster/stack"
 )
 
 type noRegistry struct{}

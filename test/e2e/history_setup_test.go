@@ -14,9 +14,9 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/kapacitystack/kapacity/adapter/promclient"
-	"github.com/kapacitystack/kapacity/test/cluster"
+	"github.com/kapacitystack/kapacity/localcluster"
+	"github.com/kapacitystack/kapacity/localcluster/stack"
 	"github.com/kapacitystack/kapacity/test/poll"
-	"github.com/kapacitystack/kapacity/test/stack"
 )
 
 // The history tests read synthetic one-minute history that is backfilled into the bed's
@@ -145,5 +145,5 @@ func serveFreshHistorySeries() error {
 	})}
 	go func() { _ = server.Serve(l) }()
 	suiteCleanups = append(suiteCleanups, func() { _ = server.Close() })
-	return bed.AddScrapeTarget(cluster.ScrapeTarget{Name: "history-fresh", Address: l.Addr().String()})
+	return bed.AddScrapeTarget(localcluster.ScrapeTarget{Name: "history-fresh", Address: l.Addr().String()})
 }

@@ -22,8 +22,8 @@ import (
 
 	"github.com/kapacitystack/kapacity/historyapi/client"
 	"github.com/kapacitystack/kapacity/historyapi/v1alpha1"
+	"github.com/kapacitystack/kapacity/localcluster/stack"
 	"github.com/kapacitystack/kapacity/test/poll"
-	"github.com/kapacitystack/kapacity/test/stack"
 )
 
 var historyDeployment = schema.GroupKind{Group: "apps", Kind: "Deployment"}

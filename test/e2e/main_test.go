@@ -1,4 +1,4 @@
-// Package e2e holds the end-to-end suites. They share one real test bed (see test/cluster),
+// Package e2e holds the end-to-end suites. They share one real test bed (see localcluster),
 // started once in TestMain and removed when the suites end or the run is interrupted.
 package e2e
 
@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kapacitystack/kapacity/test/cluster"
+	"github.com/kapacitystack/kapacity/localcluster"
 )
 
 // bed is the shared cluster. Tests create their own namespaces in it.
-var bed *cluster.Cluster
+var bed *localcluster.Cluster
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	started := time.Now()
 	var err error
-	bed, err = cluster.Start(context.Background(), cluster.Options{
+	bed, err = localcluster.Start(context.Background(), localcluster.Options{
 		Nodes:          2,
 		HPASyncPeriod:  5 * time.Second,
 		ScrapeInterval: 2 * time.Second,

@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
-	"github.com/kapacitystack/kapacity/test/stack"
+	"github.com/kapacitystack/kapacity/localcluster/stack"
 )
 
 // TestPredictedReplicasDriveNativeHPA: a HorizontalPortrait's time series is served as the external

@@ -33,10 +33,10 @@ import (
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
 	"github.com/kapacitystack/kapacity/executor/hportrait"
 	historyv1alpha1 "github.com/kapacitystack/kapacity/historyapi/v1alpha1"
+	"github.com/kapacitystack/kapacity/localcluster"
+	"github.com/kapacitystack/kapacity/localcluster/sim"
 	"github.com/kapacitystack/kapacity/recommender/cli"
-	"github.com/kapacitystack/kapacity/test/cluster"
 	"github.com/kapacitystack/kapacity/test/poll"
-	"github.com/kapacitystack/kapacity/test/sim"
 )
 
 // The predictive test's workloads: StatefulSet "nginx" behind Ingress "nginx-server" (the
@@ -287,7 +287,7 @@ func feedHistory(ctx context.Context, t *testing.T, workloads []predictiveWorklo
 		t.Fatalf("backfilling 3 days of history: %v", err)
 	}
 	for name, addr := range map[string]string{podsScrapeTarget: podsAddr, ingressTarget: ingressAddr} {
-		if err := bed.AddScrapeTarget(cluster.ScrapeTarget{Name: name, Address: addr}); err != nil {
+		if err := bed.AddScrapeTarget(localcluster.ScrapeTarget{Name: name, Address: addr}); err != nil {
 			t.Fatal(err)
 		}
 	}

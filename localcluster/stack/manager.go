@@ -22,7 +22,7 @@ import (
 	deploycrds "github.com/kapacitystack/kapacity/deploy/crds"
 	"github.com/kapacitystack/kapacity/executor/manager"
 	"github.com/kapacitystack/kapacity/executor/webhook"
-	"github.com/kapacitystack/kapacity/test/cluster"
+	"github.com/kapacitystack/kapacity/localcluster"
 )
 
 // WebhookConfigurationName is the MutatingWebhookConfiguration InstallManager registers.
@@ -31,7 +31,7 @@ const WebhookConfigurationName = "kapacity-pod-webhook-e2e"
 // Manager is `kapacity manager` running in this process against a test bed. Stop and Start
 // simulate a crash and a restart: nothing survives in memory between the two.
 type Manager struct {
-	bed  *cluster.Cluster
+	bed  *localcluster.Cluster
 	dir  string
 	port int
 
@@ -42,7 +42,7 @@ type Manager struct {
 
 // StartManager installs the CRDs and the pod webhook's configuration (served on 127.0.0.1 with
 // the manager's self-signed certificate) and starts the manager.
-func StartManager(ctx context.Context, bed *cluster.Cluster) (_ *Manager, err error) {
+func StartManager(ctx context.Context, bed *localcluster.Cluster) (_ *Manager, err error) {
 	if err := InstallCRDs(ctx, bed); err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func (m *Manager) installWebhook(ctx context.Context) error {
 
 // InstallCRDs creates Kapacity's CRDs from deploy/crds (if missing) and waits until they are
 // established.
-func InstallCRDs(ctx context.Context, bed *cluster.Cluster) error {
+func InstallCRDs(ctx context.Context, bed *localcluster.Cluster) error {
 	manifests, err := deploycrds.Manifests()
 	if err != nil || len(manifests) == 0 {
 		return fmt.Errorf("no CRD manifests embedded from deploy/crds: %v", err)

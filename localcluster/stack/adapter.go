@@ -1,4 +1,4 @@
-// Package stack runs Kapacity's components on a test bed (test/cluster) the way a cluster runs
+// Package stack runs Kapacity's components on a test bed (localcluster) the way a cluster runs
 // them: the adapter serving the three metrics APIs through kube-apiserver, and the workload
 // simulator whose series Prometheus scrapes. The end-to-end suites and `kapacity demo` share it.
 package stack
@@ -20,8 +20,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	adapterserver "github.com/kapacitystack/kapacity/adapter/server"
-	"github.com/kapacitystack/kapacity/test/cluster"
-	"github.com/kapacitystack/kapacity/test/sim"
+	"github.com/kapacitystack/kapacity/localcluster"
+	"github.com/kapacitystack/kapacity/localcluster/sim"
 )
 
 // Namespace holds the adapter's Service; not kapacity-system, which the deploy/ manifests own.
@@ -122,7 +122,7 @@ type Adapter struct {
 // adapter as the APIService of custom.metrics.k8s.io (v1beta1, v1beta2), external.metrics.k8s.io,
 // metrics.k8s.io and history.metrics.kapacitystack.io, and returns once kube-apiserver reports
 // them Available. The adapter's gRPC ProviderService listens on GRPCAddr.
-func StartAdapter(ctx context.Context, bed *cluster.Cluster, config string) (_ *Adapter, err error) {
+func StartAdapter(ctx context.Context, bed *localcluster.Cluster, config string) (_ *Adapter, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	a := &Adapter{cancel: cancel, done: make(chan struct{})}
 	defer func() {
@@ -135,7 +135,7 @@ func StartAdapter(ctx context.Context, bed *cluster.Cluster, config string) (_ *
 	if err != nil {
 		return nil, err
 	}
-	if err := bed.AddScrapeTarget(cluster.ScrapeTarget{Name: "sim", Address: simAddr}); err != nil {
+	if err := bed.AddScrapeTarget(localcluster.ScrapeTarget{Name: "sim", Address: simAddr}); err != nil {
 		return nil, err
 	}
 	if a.Prometheus, err = NewSwitchableProxy(bed.PrometheusURL); err != nil {
@@ -220,7 +220,7 @@ func (a *Adapter) Err() error {
 
 // registerAPIServices makes kube-apiserver route the metrics APIs to the adapter on loopback,
 // through an ExternalName Service.
-func registerAPIServices(ctx context.Context, bed *cluster.Cluster, port int) error {
+func registerAPIServices(ctx context.Context, bed *localcluster.Cluster, port int) error {
 	_, err := bed.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating namespace %s: %w", Namespace, err)
@@ -266,7 +266,7 @@ var metricsAPIs = []struct{ group, version string }{
 
 // waitAvailable waits until kube-apiserver reports the adapter's APIServices Available, failing
 // early if the adapter exits.
-func (a *Adapter) waitAvailable(ctx context.Context, bed *cluster.Cluster) error {
+func (a *Adapter) waitAvailable(ctx context.Context, bed *localcluster.Cluster) error {
 	apiServices, err := aggregator.NewForConfig(bed.Config)
 	if err != nil {
 		return err

@@ -1,9 +1,9 @@
-// Package cluster runs a real Kubernetes control plane on 127.0.0.1 for end-to-end tests and
+// Package localcluster runs a real Kubernetes control plane on 127.0.0.1 for end-to-end tests and
 // `kapacity demo`: etcd, kube-apiserver (with API aggregation), kube-controller-manager (including
 // the HPA controller), kube-scheduler, kwok faking the nodes, and Prometheus. Every process binds to
 // loopback on free ports, all state lives in one temporary directory, and Stop (or an interrupt)
 // removes both.
-package cluster
+package localcluster
 
 import (
 	"context"

@@ -12,7 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
-	"github.com/kapacitystack/kapacity/test/sim"
+	"github.com/kapacitystack/kapacity/localcluster/sim"
 )
 
 // CreateWorkload creates a Deployment (pods labelled app=<name>, one container "app" requesting

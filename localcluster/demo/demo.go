@@ -1,6 +1,5 @@
-// Package demo implements `kapacity demo`: the local test bed of test/cluster, kept running for a
-// person to explore. It is the one subcommand that reaches into test/, because the demo cluster
-// is the test bed; no product package imports it.
+// Package demo implements `kapacity demo`: the loopback cluster of localcluster, the same one the
+// end-to-end tests use, kept running with every component and sample for a person to explore.
 package demo
 
 import (
@@ -16,13 +15,13 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 
-	"github.com/kapacitystack/kapacity/test/cluster"
-	"github.com/kapacitystack/kapacity/test/stack"
+	"github.com/kapacitystack/kapacity/localcluster"
+	"github.com/kapacitystack/kapacity/localcluster/stack"
 )
 
 // NewCommand returns the `demo` subcommand.
 func NewCommand() *cobra.Command {
-	opts := cluster.Options{}
+	opts := localcluster.Options{}
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run a local cluster (kwok nodes) with Prometheus, the Kapacity adapter and manager, and sample autoscaled workloads until Ctrl-C",
@@ -37,11 +36,11 @@ process is stopped and every file removed. The control-plane binaries come from 
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return run(ctx, cmd.OutOrStdout(), opts)
+			return Run(ctx, cmd.OutOrStdout(), opts)
 		},
 	}
 	flags := cmd.Flags()
-	flags.StringVar(&opts.BinDir, "tools-bin", "", "folder holding the control-plane binaries (default: bin/ of the enclosing checkout, or $"+cluster.BinDirEnv+")")
+	flags.StringVar(&opts.BinDir, "tools-bin", "", "folder holding the control-plane binaries (default: bin/ of the enclosing checkout, or $"+localcluster.BinDirEnv+")")
 	flags.IntVar(&opts.Nodes, "nodes", 3, "number of kwok (fake) nodes")
 	flags.StringVar(&opts.NodeCPU, "node-cpu", "32", "CPU capacity of each node")
 	flags.StringVar(&opts.NodeMemory, "node-memory", "256Gi", "memory capacity of each node")
@@ -50,14 +49,15 @@ process is stopped and every file removed. The control-plane binaries come from 
 	return cmd
 }
 
-func run(ctx context.Context, out io.Writer, opts cluster.Options) error {
+// Run brings the demo up and keeps it running until ctx ends, then removes everything.
+func Run(ctx context.Context, out io.Writer, opts localcluster.Options) error {
 	if opts.Nodes < 1 {
 		return fmt.Errorf("--nodes must be at least 1, got %d", opts.Nodes)
 	}
 	opts.Logf = func(format string, args ...any) { fmt.Fprintf(out, "  "+format+"\n", args...) }
 	began := time.Now()
 	fmt.Fprintln(out, "Starting the local cluster…")
-	bed, err := cluster.Start(ctx, opts)
+	bed, err := localcluster.Start(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("starting the demo cluster: %w", err)
 	}

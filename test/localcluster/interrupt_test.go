@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kapacitystack/kapacity/localcluster"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,12 +24,12 @@ func TestInterruptLeavesNothingBehind(t *testing.T) {
 		runInterruptChild()
 		return
 	}
-	binDir, err := DefaultBinDir()
+	binDir, err := localcluster.DefaultBinDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	child := exec.Command(os.Args[0], "-test.run=^TestInterruptLeavesNothingBehind$", "-test.v")
-	child.Env = append(os.Environ(), interruptChildEnv+"=1", BinDirEnv+"="+binDir)
+	child.Env = append(os.Environ(), interruptChildEnv+"=1", localcluster.BinDirEnv+"="+binDir)
 	stdout, err := child.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +83,7 @@ func TestInterruptLeavesNothingBehind(t *testing.T) {
 }
 
 func runInterruptChild() {
-	bed, err := Start(context.Background(), Options{Nodes: 1})
+	bed, err := localcluster.Start(context.Background(), localcluster.Options{Nodes: 1})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

@@ -15,8 +15,8 @@ import (
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
 	"github.com/kapacitystack/kapacity/executor/manager"
-	"github.com/kapacitystack/kapacity/test/cluster"
-	"github.com/kapacitystack/kapacity/test/stack"
+	"github.com/kapacitystack/kapacity/localcluster"
+	"github.com/kapacitystack/kapacity/localcluster/stack"
 )
 
 // batchIHPA is the quick-start's gray-strategy-sample.yaml (2.2.1.4) on the demo's Deployment
@@ -59,9 +59,9 @@ spec:
 // startExecutorSample deploys "batch" (pods opted in to the readiness gate, behind a Service) and
 // the IHPA above. The manager must be running. Until stop is called, a kubelet stand-in makes
 // cut-off pods unready, as a kubelet does and kwok does not, so the Service's endpoints shrink.
-func startExecutorSample(ctx context.Context, bed *cluster.Cluster) (stop func(), err error) {
+func startExecutorSample(ctx context.Context, bed *localcluster.Cluster) (stop func(), err error) {
 	podLabels := map[string]string{"app": "batch", v1alpha1.InjectReadinessGateLabelKey: "true"}
-	_, err = bed.Client.AppsV1().Deployments(demoNamespace).Create(ctx, &appsv1.Deployment{
+	_, err = bed.Client.AppsV1().Deployments(Namespace).Create(ctx, &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "batch"},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](1),
@@ -76,9 +76,9 @@ func startExecutorSample(ctx context.Context, bed *cluster.Cluster) (stop func()
 		},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("creating deployment %s/batch: %w", demoNamespace, err)
+		return nil, fmt.Errorf("creating deployment %s/batch: %w", Namespace, err)
 	}
-	_, err = bed.Client.CoreV1().Services(demoNamespace).Create(ctx, &corev1.Service{
+	_, err = bed.Client.CoreV1().Services(Namespace).Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "batch"},
 		Spec: corev1.ServiceSpec{
 			Selector: map[string]string{"app": "batch"},
@@ -86,7 +86,7 @@ func startExecutorSample(ctx context.Context, bed *cluster.Cluster) (stop func()
 		},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("creating service %s/batch: %w", demoNamespace, err)
+		return nil, fmt.Errorf("creating service %s/batch: %w", Namespace, err)
 	}
 	scheme, err := manager.Scheme()
 	if err != nil {
@@ -100,9 +100,9 @@ func startExecutorSample(ctx context.Context, bed *cluster.Cluster) (stop func()
 	if err := yaml.UnmarshalStrict([]byte(batchIHPA), ihpa); err != nil {
 		return nil, fmt.Errorf("decoding the sample IHPA: %w", err)
 	}
-	ihpa.Namespace = demoNamespace
+	ihpa.Namespace = Namespace
 	if err := c.Create(ctx, ihpa); err != nil {
-		return nil, fmt.Errorf("creating IHPA %s/%s: %w", demoNamespace, ihpa.Name, err)
+		return nil, fmt.Errorf("creating IHPA %s/%s: %w", Namespace, ihpa.Name, err)
 	}
-	return stack.RunKubeletStandIn(ctx, bed.Client, demoNamespace, stack.SyncReadiness), nil
+	return stack.RunKubeletStandIn(ctx, bed.Client, Namespace, stack.SyncReadiness), nil
 }
