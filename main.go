@@ -43,6 +43,8 @@ func newRootCommand() *cobra.Command {
 		Use:          "kapacity",
 		Short:        "Prometheus-native metrics adapter and predictive autoscaler for Kubernetes",
 		SilenceUsage: true,
+		// --version prints what `kapacity version` prints; image tests run it on the binary.
+		Version: version,
 		// Without a Run, cobra treats stray arguments as unknown subcommands and says so.
 	}
 	// Only klog's verbosity flags: the rest are file-logging options no component here uses.
@@ -52,6 +54,7 @@ func newRootCommand() *cobra.Command {
 		root.PersistentFlags().AddGoFlag(klogFlags.Lookup(name))
 	}
 
+	root.SetVersionTemplate(versionLine() + "\n")
 	root.AddCommand(newVersionCommand(), adapterserver.NewCommand(), manager.NewCommand(),
 		cli.NewTrainCommand(), cli.NewForecastCommand(), cli.NewRecommendCommand(), cli.NewReplayCommand(), demo.NewCommand())
 	return root
@@ -63,8 +66,11 @@ func newVersionCommand() *cobra.Command {
 		Short: "Print the version of kapacity",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "kapacity %s (commit %s, %s, %s/%s)\n",
-				version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintln(cmd.OutOrStdout(), versionLine())
 		},
 	}
+}
+
+func versionLine() string {
+	return fmt.Sprintf("kapacity %s (commit %s, %s, %s/%s)", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

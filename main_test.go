@@ -15,6 +15,7 @@ func TestCommandLine(t *testing.T) {
 	}{
 		{name: "version", args: []string{"version"}, wantOutput: "kapacity dev (commit unknown, go"},
 		{name: "help lists subcommands", args: []string{"--help"}, wantOutput: "demo "},
+		{name: "version flag", args: []string{"--version"}, wantOutput: "kapacity dev (commit unknown, go"},
 		{name: "verbosity flag", args: []string{"-v=2", "version"}, wantOutput: "kapacity dev"},
 		{name: "unknown subcommand", args: []string{"bogus"}, wantErr: `unknown command "bogus" for "kapacity"`},
 		{name: "unknown flag", args: []string{"version", "--bogus"}, wantErr: "unknown flag: --bogus"},
