@@ -18,7 +18,7 @@ KUBE_LDFLAGS := -s -w \
 	-X k8s.io/client-go/pkg/version.gitMajor=1 \
 	-X k8s.io/client-go/pkg/version.gitMinor=35
 KUBE_TOOLS := $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kubectl
-TOOLS := $(KUBE_TOOLS) $(BIN)/etcd $(BIN)/kwok $(BIN)/prometheus $(BIN)/promtool $(BIN)/protoc
+TOOLS := $(KUBE_TOOLS) $(BIN)/etcd $(BIN)/kwok $(BIN)/prometheus $(BIN)/promtool $(BIN)/protoc $(BIN)/victoria-metrics
 # Only the root module's packages; the tool modules under test/tools are not ours to test.
 UNIT_PACKAGES = $(shell $(GO) list ./... | grep -v '/test/')
 E2E_TIMEOUT ?= 30m
@@ -60,6 +60,7 @@ test: ## Everything CI checks: lint, generated files current, unit and end-to-en
 	@$(call timed,verify-generate,$(MAKE) --no-print-directory verify-generate)
 	@$(call timed,test-unit,$(MAKE) --no-print-directory test-unit)
 	@$(call timed,test-e2e,$(MAKE) --no-print-directory test-e2e)
+	@$(call timed,test-e2e-vm,$(MAKE) --no-print-directory test-e2e-vm)
 
 .PHONY: test-unit
 test-unit: ## Unit tests (no cluster), including the API server's own checks of the generated CRDs
@@ -70,6 +71,13 @@ test-unit: ## Unit tests (no cluster), including the API server's own checks of 
 .PHONY: test-e2e
 test-e2e: tools ## End-to-end tests on a local cluster (real apiserver, controllers, kwok, Prometheus)
 	$(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./test/...
+
+# The suites that read metrics, again on VictoriaMetrics instead of Prometheus.
+VM_SUITES := ^Test(Adapter|History|Predicted|Predictive)
+
+.PHONY: test-e2e-vm
+test-e2e-vm: tools ## The adapter, history and predictive end-to-end tests on VictoriaMetrics
+	KAPACITY_E2E_METRICS_BACKEND=victoriametrics $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -run '$(VM_SUITES)' ./test/e2e/
 
 .PHONY: bench
 bench: ## Benchmarks (Go testing.B), printed as tables with ratios to baselines of the same run
@@ -138,6 +146,18 @@ $(BIN)/prometheus $(BIN)/promtool &:
 	fi
 	ln -sf "$$(command -v prometheus)" $(BIN)/prometheus
 	ln -sf "$$(command -v promtool)" $(BIN)/promtool
+
+# VictoriaMetrics (single-node) from Debian's package: the scale-out-class backend the adapter,
+# history and predictive suites also run against (make test-e2e-vm).
+$(BIN)/victoria-metrics:
+	@mkdir -p $(BIN)
+	@if ! command -v victoria-metrics >/dev/null; then \
+		echo "installing Debian's victoria-metrics package"; \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends victoria-metrics >/dev/null; \
+	fi
+	ln -sf "$$(command -v victoria-metrics)" $(BIN)/victoria-metrics
 
 # protoc for the gRPC code, from Debian's protobuf-compiler (the generated headers name its version),
 # and libprotobuf-dev for the well-known types' .proto files (google/protobuf/duration.proto), which

@@ -10,12 +10,18 @@ import (
 	"time"
 )
 
-// Backfill writes history into the running Prometheus: openMetrics (OpenMetrics text with
-// timestamps, ending in "# EOF") is turned into TSDB blocks by `promtool tsdb
-// create-blocks-from openmetrics`, and the blocks are moved into Prometheus' data directory.
-// Prometheus loads new blocks on its next block reload, within about a minute; callers poll a
-// query for the backfilled samples. Blocks may overlap live data (Prometheus >= 2.39 merges them).
+// Backfill writes history into the running metrics backend: openMetrics is OpenMetrics text with
+// timestamps, ending in "# EOF". The samples may take a minute to become visible; callers poll a
+// query for them.
 func (c *Cluster) Backfill(ctx context.Context, openMetrics io.Reader) error {
+	return c.metrics.backfill(ctx, openMetrics)
+}
+
+// backfill turns the samples into TSDB blocks with `promtool tsdb create-blocks-from openmetrics`
+// and moves the blocks into Prometheus' data directory. Prometheus loads new blocks on its next
+// block reload, within about a minute. Blocks may overlap live data (Prometheus >= 2.39 merges them).
+func (p *prometheusServer) backfill(ctx context.Context, openMetrics io.Reader) error {
+	c := p.c
 	promtool, err := findBinary(c.BinDir, "promtool")
 	if err != nil {
 		return err

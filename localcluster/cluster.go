@@ -31,7 +31,10 @@ type Options struct {
 	NodeCPU, NodeMemory string
 	// HPASyncPeriod is the HPA controller's resync period (default 15s, the Kubernetes default).
 	HPASyncPeriod time.Duration
-	// ScrapeInterval is Prometheus' global scrape and evaluation interval (default 5s).
+	// MetricsBackend is the time-series database the bed runs: Prometheus (the default) or
+	// VictoriaMetrics. Either answers Prometheus' query API at Cluster.PrometheusURL.
+	MetricsBackend string
+	// ScrapeInterval is the metrics backend's scrape (and Prometheus' evaluation) interval (default 5s).
 	ScrapeInterval time.Duration
 	// StartTimeout bounds the whole start-up (default 2m).
 	StartTimeout time.Duration
@@ -66,6 +69,13 @@ func (o *Options) setDefaults() error {
 	}
 	if o.HPASyncPeriod == 0 {
 		o.HPASyncPeriod = 15 * time.Second
+	}
+	switch o.MetricsBackend {
+	case "":
+		o.MetricsBackend = Prometheus
+	case Prometheus, VictoriaMetrics:
+	default:
+		return fmt.Errorf("Options.MetricsBackend %q: want %q or %q", o.MetricsBackend, Prometheus, VictoriaMetrics)
 	}
 	if o.ScrapeInterval == 0 {
 		o.ScrapeInterval = 5 * time.Second
@@ -115,16 +125,19 @@ type Cluster struct {
 	Config *rest.Config
 	// Client is an admin clientset.
 	Client kubernetes.Interface
-	// PrometheusURL is the base URL of the Prometheus server.
+	// PrometheusURL is the base URL of the metrics backend's Prometheus-compatible query API.
 	PrometheusURL string
 	// BinDir is where the tools were found (kubectl and promtool live there too).
 	BinDir string
 
-	opts       Options
-	prometheus *prometheusServer
-	procs      []*process // in start order; stopped in reverse
-	stopOnce   sync.Once
+	opts     Options
+	metrics  metricsBackend
+	procs    []*process // in start order; stopped in reverse
+	stopOnce sync.Once
 }
+
+// MetricsBackend names the time-series database the bed runs (Prometheus or VictoriaMetrics).
+func (c *Cluster) MetricsBackend() string { return c.opts.MetricsBackend }
 
 // Start brings the whole bed up and returns when nodes are Ready, the controllers run and
 // Prometheus answers. On failure everything already started is stopped and removed.
@@ -172,11 +185,16 @@ func (c *Cluster) start(ctx context.Context) error {
 		return err
 	}
 
-	// Prometheus needs nothing from Kubernetes: start it first so it is ready by the end.
-	if c.prometheus, err = c.startPrometheus(port.prometheus); err != nil {
+	// The metrics backend needs nothing from Kubernetes: start it first so it is ready by the end.
+	if c.opts.MetricsBackend == VictoriaMetrics {
+		c.metrics, err = c.startVictoriaMetrics(port.prometheus)
+	} else {
+		c.metrics, err = c.startPrometheus(port.prometheus)
+	}
+	if err != nil {
 		return err
 	}
-	c.PrometheusURL = c.prometheus.url
+	c.PrometheusURL = c.metrics.url()
 
 	etcd, err := c.startEtcd(port)
 	if err != nil {
@@ -221,10 +239,10 @@ func (c *Cluster) start(ctx context.Context) error {
 		return err
 	}
 	c.opts.Logf("%d kwok nodes ready after %s", c.opts.Nodes, time.Since(began).Round(time.Millisecond))
-	if err := c.prometheus.waitReady(ctx); err != nil {
+	if err := c.metrics.waitReady(ctx); err != nil {
 		return err
 	}
-	c.opts.Logf("prometheus ready after %s", time.Since(began).Round(time.Millisecond))
+	c.opts.Logf("%s ready after %s", c.opts.MetricsBackend, time.Since(began).Round(time.Millisecond))
 	return nil
 }
 

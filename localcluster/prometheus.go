@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,12 +14,58 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
-// prometheusServer is the bed's Prometheus. Scrape targets are file-based service discovery
-// files in targetsDir, so tests add targets at any time without a reload.
+// metricsBackend is the bed's Prometheus-compatible time-series database: it scrapes the targets
+// described by file-based service discovery files in targets (so tests add targets at any time
+// without a reload) and answers Prometheus' HTTP query API at url.
+type metricsBackend interface {
+	// url is the base URL of the query API.
+	url() string
+	// targets is the folder of the file_sd JSON files.
+	targets() string
+	waitReady(ctx context.Context) error
+	// backfill stores historical samples given as OpenMetrics text with timestamps.
+	backfill(ctx context.Context, openMetrics io.Reader) error
+	stop()
+}
+
+// The metrics backends a bed can run (Options.MetricsBackend).
+const (
+	// Prometheus is Debian's prometheus package.
+	Prometheus = "prometheus"
+	// VictoriaMetrics is Debian's victoria-metrics package (single-node), a scale-out-class
+	// backend with Prometheus' query API.
+	VictoriaMetrics = "victoriametrics"
+)
+
+// prometheusServer is the bed's Prometheus.
 type prometheusServer struct {
 	proc       *process
-	url        string
+	baseURL    string
 	targetsDir string
+	c          *Cluster
+}
+
+func (p *prometheusServer) url() string     { return p.baseURL }
+func (p *prometheusServer) targets() string { return p.targetsDir }
+func (p *prometheusServer) stop()           { p.proc.stop(10 * time.Second) }
+
+// scrapeConfig is the scrape configuration both backends read: the file-discovered targets,
+// and the server itself under the job name "prometheus" when selfTarget is set.
+func scrapeConfig(interval time.Duration, selfTarget, targetsDir string) string {
+	self := ""
+	if selfTarget != "" {
+		self = fmt.Sprintf(`  - job_name: prometheus
+    static_configs:
+      - targets: [%q]
+`, selfTarget)
+	}
+	return fmt.Sprintf(`global:
+  scrape_interval: %[1]s
+scrape_configs:
+%[2]s  - job_name: file
+    file_sd_configs:
+      - files: [%[3]q]
+`, promDuration(interval), self, filepath.Join(targetsDir, "*.json"))
 }
 
 func (c *Cluster) startPrometheus(port int) (*prometheusServer, error) {
@@ -32,18 +79,7 @@ func (c *Cluster) startPrometheus(port int) (*prometheusServer, error) {
 		return nil, fmt.Errorf("creating %s: %w", targetsDir, err)
 	}
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
-	interval := promDuration(c.opts.ScrapeInterval)
-	config := fmt.Sprintf(`global:
-  scrape_interval: %[1]s
-  evaluation_interval: %[1]s
-scrape_configs:
-  - job_name: prometheus
-    static_configs:
-      - targets: [%[2]q]
-  - job_name: file
-    file_sd_configs:
-      - files: [%[3]q]
-`, interval, listen, filepath.Join(targetsDir, "*.json"))
+	config := scrapeConfig(c.opts.ScrapeInterval, listen, targetsDir)
 	configPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		return nil, fmt.Errorf("writing prometheus config: %w", err)
@@ -59,19 +95,19 @@ scrape_configs:
 	if err != nil {
 		return nil, err
 	}
-	return &prometheusServer{proc: proc, url: "http://" + listen, targetsDir: targetsDir}, nil
+	return &prometheusServer{proc: proc, baseURL: "http://" + listen, targetsDir: targetsDir, c: c}, nil
 }
 
 func (p *prometheusServer) waitReady(ctx context.Context) error {
 	return p.proc.waitFor(ctx, "/-/ready", time.Minute, func(ctx context.Context) error {
-		_, err := httpGet(ctx, http.DefaultClient, p.url+"/-/ready")
+		_, err := httpGet(ctx, http.DefaultClient, p.baseURL+"/-/ready")
 		return err
 	})
 }
 
 var scrapeNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
-// ScrapeTarget is one endpoint Prometheus scrapes over plain HTTP.
+// ScrapeTarget is one endpoint the metrics backend scrapes over plain HTTP.
 type ScrapeTarget struct {
 	// Name identifies the target file; adding a target with the same name replaces it.
 	Name string
@@ -83,8 +119,8 @@ type ScrapeTarget struct {
 	Labels map[string]string
 }
 
-// AddScrapeTarget makes Prometheus scrape target from now on. Prometheus notices the file within
-// a second; callers that need samples poll Prometheus for them.
+// AddScrapeTarget makes the metrics backend scrape target from now on. It notices the file within
+// a second; callers that need samples poll the query API for them.
 func (c *Cluster) AddScrapeTarget(target ScrapeTarget) error {
 	if !scrapeNamePattern.MatchString(target.Name) {
 		return fmt.Errorf("scrape target name %q: use lower-case letters, digits and dashes", target.Name)
@@ -101,7 +137,7 @@ func (c *Cluster) AddScrapeTarget(target ScrapeTarget) error {
 		return fmt.Errorf("encoding scrape target %s: %w", target.Name, err)
 	}
 	// Write then rename, so Prometheus never reads a half-written file.
-	final := filepath.Join(c.prometheus.targetsDir, target.Name+".json")
+	final := filepath.Join(c.metrics.targets(), target.Name+".json")
 	tmp := final + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return fmt.Errorf("writing scrape target %s: %w", target.Name, err)
@@ -114,15 +150,15 @@ func (c *Cluster) AddScrapeTarget(target ScrapeTarget) error {
 
 // RemoveScrapeTarget stops scraping the named target.
 func (c *Cluster) RemoveScrapeTarget(name string) error {
-	err := os.Remove(filepath.Join(c.prometheus.targetsDir, name+".json"))
+	err := os.Remove(filepath.Join(c.metrics.targets(), name+".json"))
 	if err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("removing scrape target %s: %w", name, err)
 	}
 	return nil
 }
 
-// StopPrometheus stops the Prometheus server, for tests of what clients do when it is gone.
-func (c *Cluster) StopPrometheus() { c.prometheus.proc.stop(10 * time.Second) }
+// StopPrometheus stops the metrics backend, for tests of what clients do when it is gone.
+func (c *Cluster) StopPrometheus() { c.metrics.stop() }
 
 // promDuration renders a duration in Prometheus' configuration format.
 func promDuration(d time.Duration) string {

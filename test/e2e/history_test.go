@@ -223,14 +223,17 @@ func TestHistoryLatest(t *testing.T) {
 	for name, c := range map[string]client.Interface{"http": historyHTTP(t, bed.Config), "grpc": historyGRPC(t, env)} {
 		t.Run(name, func(t *testing.T) {
 			waitDiscovered(ctx, t, c)
-			got, err := c.Latest(ctx, q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != 1 || len(got[0].Points) != 1 || got[0].Points[0].Value != 0 ||
-				time.Since(time.UnixMilli(got[0].Points[0].Timestamp)) > time.Minute {
-				t.Errorf("latest = %s %+v, want one recent point of value 0", summarize(got), got)
-			}
+			// Discovery may know the metric from the backfilled history before the live
+			// target's first scrape (VictoriaMetrics lists a day's series), so wait for it.
+			poll.Until(ctx, t, time.Minute, "one recent point of value 0", func(ctx context.Context) (string, bool, error) {
+				got, err := c.Latest(ctx, q)
+				if err != nil {
+					return err.Error(), false, nil
+				}
+				ok := len(got) == 1 && len(got[0].Points) == 1 && got[0].Points[0].Value == 0 &&
+					time.Since(time.UnixMilli(got[0].Points[0].Timestamp)) <= time.Minute
+				return fmt.Sprintf("%s %+v", summarize(got), got), ok, nil
+			})
 		})
 	}
 }
