@@ -55,10 +55,31 @@ func newRootCommand() *cobra.Command {
 	}
 
 	root.SetVersionTemplate(versionLine() + "\n")
-	root.AddCommand(newVersionCommand(), adapterserver.NewCommand(), manager.NewCommand(),
-		cli.NewTrainCommand(), cli.NewForecastCommand(), cli.NewRecommendCommand(), cli.NewReplayCommand(), demo.NewCommand())
+	// Help lists the components a cluster runs apart from the tools a person runs on a laptop.
+	root.AddGroup(
+		&cobra.Group{ID: groupComponents, Title: "Components (what a cluster runs):"},
+		&cobra.Group{ID: groupModel, Title: "Forecasting and what-if tools:"},
+		&cobra.Group{ID: groupDeveloper, Title: "Trying it out:"},
+	)
+	inGroup := func(id string, cmds ...*cobra.Command) {
+		for _, c := range cmds {
+			c.GroupID = id
+			root.AddCommand(c)
+		}
+	}
+	inGroup(groupComponents, adapterserver.NewCommand(), manager.NewCommand(), cli.NewRecommendCommand())
+	inGroup(groupModel, cli.NewTrainCommand(), cli.NewForecastCommand(), cli.NewReplayCommand())
+	inGroup(groupDeveloper, demo.NewCommand())
+	root.AddCommand(newVersionCommand())
 	return root
 }
+
+// Command groups of `kapacity --help`.
+const (
+	groupComponents = "components"
+	groupModel      = "model"
+	groupDeveloper  = "developer"
+)
 
 func newVersionCommand() *cobra.Command {
 	return &cobra.Command{
