@@ -59,6 +59,7 @@ test: ## Everything CI checks: lint, generated files current, unit and end-to-en
 	@$(call timed,lint,$(MAKE) --no-print-directory lint)
 	@$(call timed,verify-generate,$(MAKE) --no-print-directory verify-generate)
 	@$(call timed,test-unit,$(MAKE) --no-print-directory test-unit)
+	@$(call timed,fuzz,$(MAKE) --no-print-directory fuzz)
 	@$(call timed,test-e2e,$(MAKE) --no-print-directory test-e2e)
 	@$(call timed,test-e2e-vm,$(MAKE) --no-print-directory test-e2e-vm)
 
@@ -67,6 +68,10 @@ test-unit: ## Unit tests (no cluster), including the API server's own checks of 
 	$(GO) test -count=1 $(UNIT_PACKAGES)
 	cd test/tools/codegen && $(GO) test -count=1 ./crdcheck
 	cd test/tools/image && $(GO) test -count=1 ./...
+
+.PHONY: fuzz
+fuzz: ## Every fuzz target for FUZZTIME (20s) each, from the corpora checked in under testdata/fuzz
+	bash test/fuzz/run.sh
 
 .PHONY: test-e2e
 test-e2e: tools ## End-to-end tests on a local cluster (real apiserver, controllers, kwok, Prometheus)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every fuzz target of the module (each `func FuzzX(f *testing.F)` in a _test.go file outside
+# test/) for FUZZTIME (default 20s), starting from the corpus checked in under the package's
+# testdata/fuzz/FuzzX. Prints the executions per target; fails on the first crasher, which Go
+# writes to testdata/fuzz/FuzzX/ for you to commit with the fix.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+fuzztime=${FUZZTIME:-20s}
+summary=()
+while IFS=: read -r file _ decl; do
+  dir=$(dirname "$file")
+  name=$(sed -E 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/' <<<"$decl")
+  echo ">>> fuzzing $name in $dir for $fuzztime"
+  log=$(mktemp)
+  if ! go test -run='^$' -fuzz="^${name}\$" -fuzztime="$fuzztime" "$dir" 2>&1 | tee "$log"; then
+    rm -f "$log"
+    echo "fuzz target $name in $dir failed; the crasher is under $dir/testdata/fuzz/$name"
+    exit 1
+  fi
+  execs=$(grep -oE 'execs: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
+  rm -f "$log"
+  summary+=("$(printf '%-40s %-45s %s executions' "$name" "$dir" "${execs:-?}")")
+done < <(grep -rn --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]*\(' . | grep -v '^\./test/' | sort)
+echo ">>> fuzz summary ($fuzztime each)"
+printf '%s\n' "${summary[@]}"
