@@ -26,6 +26,10 @@ func TestFlags(t *testing.T) {
 		{[]string{"--standby-cpu-fraction=0.25", "--standby-min-cpu=50m"}, ""},
 		{[]string{"--standby-cpu-fraction=1"}, ""},
 		{[]string{"--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0", "--webhook-cert-ips=127.0.0.1"}, ""},
+		{[]string{"--algorithm-job-default-service-account="}, "--algorithm-job-default-service-account"},
+		{[]string{"--algorithm-job-default-service-account=Job_Runner"}, "--algorithm-job-default-service-account"},
+		{[]string{"--algorithm-job-default-service-account=my-jobs"}, ""},
+		{[]string{"--algorithm-job-namespace=legacy"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -49,5 +53,14 @@ func TestFlags(t *testing.T) {
 	}
 	if _, err := Scheme(); err != nil {
 		t.Fatal(err)
+	}
+	// /metrics is authenticated and authorized unless turned off.
+	o := NewOptions()
+	if m := o.metricsOptions(); !m.SecureServing || m.FilterProvider == nil {
+		t.Errorf("default metrics options %+v: want HTTPS with authentication and authorization", m)
+	}
+	o.MetricsSecure = false
+	if m := o.metricsOptions(); m.SecureServing || m.FilterProvider != nil {
+		t.Errorf("--metrics-secure=false: %+v", m)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
 	deploycrds "github.com/kapacitystack/kapacity/deploy/crds"
+	deploymanager "github.com/kapacitystack/kapacity/deploy/manager"
 	"github.com/kapacitystack/kapacity/executor/manager"
 	"github.com/kapacitystack/kapacity/executor/webhook"
 	"github.com/kapacitystack/kapacity/localcluster"
@@ -31,6 +33,10 @@ const WebhookConfigurationName = "kapacity-pod-webhook-e2e"
 // Manager is `kapacity manager` running in this process against a test bed. Stop and Start
 // simulate a crash and a restart: nothing survives in memory between the two.
 type Manager struct {
+	// MetricsAddr is host:port of the manager's /metrics: HTTPS, for callers kube-apiserver
+	// authenticates and authorizes.
+	MetricsAddr string
+
 	bed  *localcluster.Cluster
 	dir  string
 	port int
@@ -57,7 +63,15 @@ func StartManager(ctx context.Context, bed *localcluster.Cluster) (_ *Manager, e
 	if m.port, err = freePort(); err != nil {
 		return nil, err
 	}
+	metricsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	m.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", metricsPort)
 	if err := m.installWebhook(ctx); err != nil {
+		return nil, err
+	}
+	if err := installAlgorithmJobRole(ctx, bed); err != nil {
 		return nil, err
 	}
 	if err := m.Start(); err != nil {
@@ -76,7 +90,7 @@ func (m *Manager) Start() error {
 	cmd := manager.NewCommand()
 	cmd.SetArgs([]string{
 		"--kubeconfig=" + m.bed.Kubeconfig,
-		"--metrics-bind-address=0",
+		"--metrics-bind-address=" + m.MetricsAddr,
 		"--health-probe-bind-address=127.0.0.1:0",
 		"--webhook-host=127.0.0.1",
 		fmt.Sprintf("--webhook-port=%d", m.port),
@@ -160,6 +174,28 @@ func (m *Manager) installWebhook(ctx context.Context) error {
 	_ = hooks.Delete(ctx, WebhookConfigurationName, metav1.DeleteOptions{})
 	if _, err := hooks.Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("registering the pod webhook: %w", err)
+	}
+	return nil
+}
+
+// installAlgorithmJobRole creates (or updates) the ClusterRole kapacity-algorithm-job from
+// deploy/manager, which the manager binds to the jobs' ServiceAccount in each portrait's namespace.
+func installAlgorithmJobRole(ctx context.Context, bed *localcluster.Cluster) error {
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.UnmarshalStrict(deploymanager.AlgorithmJobRBAC(), role); err != nil {
+		return fmt.Errorf("decoding deploy/manager/algorithm-job-rbac.yaml: %w", err)
+	}
+	roles := bed.Client.RbacV1().ClusterRoles()
+	cur, err := roles.Get(ctx, role.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = roles.Create(ctx, role, metav1.CreateOptions{})
+	case err == nil:
+		cur.Rules = role.Rules
+		_, err = roles.Update(ctx, cur, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("installing ClusterRole %s: %w", role.Name, err)
 	}
 	return nil
 }
