@@ -146,7 +146,7 @@ func (m *Manager) Err() error {
 }
 
 // installWebhook registers the pod webhook at the manager's loopback port; the manager fills in
-// the caBundle. Only labelled pods are sent to it, so a stopped manager blocks nobody else.
+// the caBundle. Only labelled pods are sent to it, and a stopped manager blocks none of them.
 func (m *Manager) installWebhook(ctx context.Context) error {
 	url := fmt.Sprintf("https://127.0.0.1:%d%s", m.port, webhook.Path)
 	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{
@@ -156,14 +156,21 @@ func (m *Manager) installWebhook(ctx context.Context) error {
 			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url},
 			AdmissionReviewVersions: []string{"v1"},
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			// As deploy/manager/webhook.yaml: a stopped manager blocks no pod.
+			FailurePolicy: ptr.To(admissionregistrationv1.Ignore),
 			ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{
 				v1alpha1.InjectReadinessGateLabelKey: "true",
 			}},
 			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
 				Rule: admissionregistrationv1.Rule{
-					APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods", "pods/status"},
+					APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"},
+					Scope: ptr.To(admissionregistrationv1.NamespacedScope),
+				},
+			}, {
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update},
+				Rule: admissionregistrationv1.Rule{
+					APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/status"},
 					Scope: ptr.To(admissionregistrationv1.NamespacedScope),
 				},
 			}},
