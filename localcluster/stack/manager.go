@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,7 +81,7 @@ func StartManager(ctx context.Context, bed *localcluster.Cluster) (_ *Manager, e
 	return m, nil
 }
 
-// Start starts the manager (again).
+// Start starts the manager (again) and returns once its pod webhook listens.
 func (m *Manager) Start() error {
 	if m.cancel != nil {
 		return errors.New("the manager is already running")
@@ -106,7 +107,28 @@ func (m *Manager) Start() error {
 		defer close(m.done)
 		m.err = cmd.ExecuteContext(ctx)
 	}()
-	return nil
+	return m.waitWebhook(time.Minute)
+}
+
+// waitWebhook returns once the pod webhook accepts connections. The webhook fails open, so a
+// labelled pod created before it listens would silently lack the readiness gate; the
+// certificate and caBundle are in place before the server starts.
+func (m *Manager) waitWebhook(timeout time.Duration) error {
+	addr := fmt.Sprintf("127.0.0.1:%d", m.port)
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := m.Err(); err != nil {
+			return err
+		}
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			return conn.Close()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the pod webhook is not listening on %s after %s: %w", addr, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Stop stops the manager and waits for it to return.
