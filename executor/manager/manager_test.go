@@ -5,6 +5,10 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/kapacitystack/kapacity/executor/hportrait"
+	"github.com/kapacitystack/kapacity/recommender/cli"
 )
 
 func TestFlags(t *testing.T) {
@@ -62,5 +66,26 @@ func TestFlags(t *testing.T) {
 	o.MetricsSecure = false
 	if m := o.metricsOptions(); m.SecureServing || m.FilterProvider != nil {
 		t.Errorf("--metrics-secure=false: %+v", m)
+	}
+}
+
+// TestResultCacheSelector: the manager's ConfigMap cache holds results labelled by the recommender
+// and no other ConfigMap.
+func TestResultCacheSelector(t *testing.T) {
+	sel := resultSelector()
+	for _, tt := range []struct {
+		labels map[string]string
+		want   bool
+	}{
+		{map[string]string{hportrait.ResultLabelKey: "true"}, true},
+		{map[string]string{"app": "web"}, false},
+		{nil, false},
+	} {
+		if got := sel.Matches(labels.Set(tt.labels)); got != tt.want {
+			t.Errorf("labels %v: cached %t, want %t", tt.labels, got, tt.want)
+		}
+	}
+	if hportrait.ResultLabelKey != cli.ResultLabelKey {
+		t.Errorf("the manager caches %q, the recommender writes %q", hportrait.ResultLabelKey, cli.ResultLabelKey)
 	}
 }

@@ -210,7 +210,9 @@ func TestAbuseExecutorMetricsNeedAuthorization(t *testing.T) {
 	if _, err := kube.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = kube.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = kube.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+	})
 
 	httpClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		// The endpoint's certificate is self-signed; what is under test is who gets an answer.
@@ -376,9 +378,15 @@ func watchEscalations(ctx context.Context, t *testing.T) func() []string {
 	var seen []string
 	var wg sync.WaitGroup
 	watchers := map[string]func(context.Context) (watch.Interface, error){
-		"CronJob": func(ctx context.Context) (watch.Interface, error) { return kube.BatchV1().CronJobs("").Watch(ctx, metav1.ListOptions{}) },
-		"Job":     func(ctx context.Context) (watch.Interface, error) { return kube.BatchV1().Jobs("").Watch(ctx, metav1.ListOptions{}) },
-		"Pod":     func(ctx context.Context) (watch.Interface, error) { return kube.CoreV1().Pods("").Watch(ctx, metav1.ListOptions{}) },
+		"CronJob": func(ctx context.Context) (watch.Interface, error) {
+			return kube.BatchV1().CronJobs("").Watch(ctx, metav1.ListOptions{})
+		},
+		"Job": func(ctx context.Context) (watch.Interface, error) {
+			return kube.BatchV1().Jobs("").Watch(ctx, metav1.ListOptions{})
+		},
+		"Pod": func(ctx context.Context) (watch.Interface, error) {
+			return kube.CoreV1().Pods("").Watch(ctx, metav1.ListOptions{})
+		},
 	}
 	for kind, start := range watchers {
 		w, err := start(ctx)
