@@ -3,11 +3,11 @@
 // to the portrait's status, where the owning IntelligentHorizontalPodAutoscaler reads them.
 //
 // Portraits with an externalGeneratorName belong to another controller and are ignored.
-// ExternalJob portraits (Kapacity's predictive algorithm) get a CronJob, "<namespace>-<name>" in the
-// algorithm job namespace, built from their template, and their status is read from the ConfigMap
-// "<name>-result" the job writes in the portrait's namespace. A finalizer marks that such a job
-// may exist, so it is removed with the portrait, or when the portrait leaves ExternalJob, even
-// after a restart.
+// ExternalJob portraits (Kapacity's predictive algorithm) get a CronJob in their own namespace,
+// owned by the portrait and built from their template once package algorithmjob has accepted it
+// (ServiceAccount kapacity-algorithm-job, Pod Security "restricted"); their status is read from
+// the ConfigMap "<name>-result" the job writes beside it. A CronJob left in the single job
+// namespace of older versions (marked by their finalizer) is removed on the first reconcile.
 package hportrait
 
 import (
@@ -37,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/executor/algorithmjob"
 	"github.com/kapacitystack/kapacity/executor/replicacalc"
 	"github.com/kapacitystack/kapacity/executor/workload"
 )
@@ -57,6 +58,12 @@ type Reconciler struct {
 	Scaler   workload.Scaler
 	Metrics  MetricsClient
 	Recorder events.EventRecorder
+	// Reader reads from the API server: result ConfigMaps without ResultLabelKey, which the
+	// cache does not hold. Nil: only labelled results are read.
+	Reader client.Reader
+	// Access creates the ServiceAccount and RoleBinding ExternalJob portraits' jobs run with; nil
+	// leaves them to the cluster's administrator.
+	Access *algorithmjob.Access
 	// Jobs are the defaults of ExternalJob portraits' CronJobs.
 	Jobs JobOptions
 	// Now is the clock; time.Now when nil.
@@ -89,7 +96,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, fmt.Errorf("getting HorizontalPortrait: %w", err)
 	}
 	if !hp.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.cleanupJob(ctx, hp)
+		// The CronJob goes with the portrait (owner reference); one of an older version does not.
+		return ctrl.Result{}, r.removeLegacyJob(ctx, hp)
 	}
 	if hp.Spec.ExternalGeneratorName != "" {
 		return ctrl.Result{}, nil
@@ -98,10 +106,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	hp.Spec.PortraitSpec.Default()
 	if hp.Spec.Algorithm.Type == v1alpha1.ExternalJobPortraitAlgorithmType {
 		// Event-driven: the result ConfigMap's changes enqueue the portrait.
-		return ctrl.Result{}, r.externalJob(ctx, hp, original)
+		return r.externalJob(ctx, hp, original)
 	}
 	// A portrait that left ExternalJob has its job removed.
-	if err := r.cleanupJob(ctx, hp); err != nil {
+	if err := r.removeLegacyJob(ctx, hp); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.deleteCronJob(ctx, hp); err != nil {
 		return ctrl.Result{}, err
 	}
 	if hp.Spec.PortraitType != v1alpha1.ReactivePortraitType || hp.Spec.Algorithm.Type != v1alpha1.KubeHPAPortraitAlgorithmType {

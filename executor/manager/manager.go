@@ -5,13 +5,17 @@ package manager
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -23,11 +27,14 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/executor/algorithmjob"
 	"github.com/kapacitystack/kapacity/executor/hportrait"
 	"github.com/kapacitystack/kapacity/executor/ihpa"
 	"github.com/kapacitystack/kapacity/executor/replicaprofile"
@@ -38,8 +45,13 @@ import (
 
 // Options are the command's flags.
 type Options struct {
-	Kubeconfig              string
-	MetricsBindAddress      string
+	Kubeconfig         string
+	MetricsBindAddress string
+	// MetricsSecure serves /metrics over HTTPS to callers kube-apiserver authenticates and
+	// authorizes (nonResourceURL /metrics, get); MetricsCertDir holds its tls.crt and tls.key,
+	// or, empty, a self-signed certificate is generated at start.
+	MetricsSecure           bool
+	MetricsCertDir          string
 	HealthProbeBindAddress  string
 	LeaderElect             bool
 	LeaderElectionNamespace string
@@ -60,14 +72,15 @@ type Options struct {
 // election, the webhook on 9443 with a self-signed certificate.
 func NewOptions() *Options {
 	return &Options{
-		MetricsBindAddress:     ":8080",
+		MetricsBindAddress:     ":8443",
+		MetricsSecure:          true,
 		HealthProbeBindAddress: ":8081",
 		LeaderElectionID:       "kapacity-manager",
 		ReconcileConcurrency:   1,
 		KubeAPIQPS:             50,
 		KubeAPIBurst:           100,
 		Webhook:                webhook.DefaultOptions(),
-		AlgorithmJobs:          hportrait.JobOptions{Namespace: "kapacity-system", ServiceAccount: "kapacity-algorithm-job"},
+		AlgorithmJobs:          hportrait.JobOptions{LegacyNamespace: "kapacity-system", ServiceAccount: algorithmjob.DefaultServiceAccount},
 		Standby:                standby.DefaultOptions(),
 	}
 }
@@ -78,13 +91,18 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "sustained requests per second to kube-apiserver")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "request burst to kube-apiserver")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, `address of the Prometheus metrics endpoint ("0" disables it)`)
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", o.MetricsSecure, "serve /metrics over HTTPS to callers kube-apiserver authenticates and authorizes (get on nonResourceURL /metrics); false: plain HTTP to anyone")
+	fs.StringVar(&o.MetricsCertDir, "metrics-cert-dir", o.MetricsCertDir, "directory of the metrics endpoint's tls.crt and tls.key (default: a self-signed certificate generated at start)")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, `address of /healthz and /readyz ("0" disables them)`)
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect a leader, so that only one replica reconciles")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader election lease; default: the pod's namespace")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "name of the leader election lease")
 	fs.IntVar(&o.ReconcileConcurrency, "reconcile-concurrency", o.ReconcileConcurrency, "workers per controller")
-	fs.StringVar(&o.AlgorithmJobs.Namespace, "algorithm-job-namespace", o.AlgorithmJobs.Namespace, "namespace of the CronJobs of ExternalJob portraits")
-	fs.StringVar(&o.AlgorithmJobs.ServiceAccount, "algorithm-job-default-service-account", o.AlgorithmJobs.ServiceAccount, "service account of algorithm jobs whose template names none")
+	fs.StringVar(&o.AlgorithmJobs.LegacyNamespace, "algorithm-job-namespace", o.AlgorithmJobs.LegacyNamespace,
+		"where older versions ran the CronJobs of ExternalJob portraits; they are removed from it on upgrade (jobs now run in their portrait's namespace)")
+	_ = fs.MarkDeprecated("algorithm-job-namespace", "algorithm jobs run in their portrait's namespace; the flag only names where older versions' CronJobs are removed from")
+	fs.StringVar(&o.AlgorithmJobs.ServiceAccount, "algorithm-job-default-service-account", o.AlgorithmJobs.ServiceAccount,
+		"ServiceAccount algorithm jobs run as, in their portrait's namespace: the manager creates it with a RoleBinding to ClusterRole "+algorithmjob.ClusterRoleName+", and templates may name no other")
 	fs.StringVar(&o.AlgorithmJobs.PredictiveImage, "algorithm-job-default-image-horizontal-predictive", o.AlgorithmJobs.PredictiveImage, `image of the "algorithm" container of Predictive portraits whose template sets none`)
 	fs.StringVar(&o.AlgorithmJobs.MetricsServerAddr, "algorithm-job-default-metrics-server-addr", o.AlgorithmJobs.MetricsServerAddr, "METRICS_SERVER_ADDR given to algorithm jobs unless their template sets it")
 	o.Standby.AddFlags(fs)
@@ -102,6 +120,9 @@ func (o *Options) Validate() error {
 	}
 	if o.LeaderElect && o.LeaderElectionID == "" {
 		errs = append(errs, errors.New("--leader-election-id must not be empty with --leader-elect"))
+	}
+	if err := algorithmjob.ValidateServiceAccountName(o.AlgorithmJobs.ServiceAccount); err != nil {
+		errs = append(errs, fmt.Errorf("--algorithm-job-default-service-account: %w", err))
 	}
 	if err := o.Standby.Validate(); err != nil {
 		errs = append(errs, err)
@@ -162,6 +183,31 @@ func (o *Options) restConfig() (*rest.Config, error) {
 	return cfg, nil
 }
 
+// metricsOptions serves /metrics over HTTPS behind kube-apiserver's authentication and
+// authorization unless --metrics-secure=false. HTTP/2 is off: its rapid-reset and stream
+// exhaustion attacks (CVE-2023-44487, CVE-2023-39325) reach the endpoint before authentication.
+func (o *Options) metricsOptions() metricsserver.Options {
+	m := metricsserver.Options{BindAddress: o.MetricsBindAddress}
+	if !o.MetricsSecure {
+		return m
+	}
+	m.SecureServing = true
+	m.FilterProvider = filters.WithAuthenticationAndAuthorization
+	m.CertDir = o.MetricsCertDir
+	m.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	return m
+}
+
+// resultSelector selects the ConfigMaps that carry hportrait.ResultLabelKey.
+func resultSelector() labels.Selector {
+	req, err := labels.NewRequirement(hportrait.ResultLabelKey, selection.Exists, nil)
+	if err != nil {
+		// A constant, valid key.
+		panic(err)
+	}
+	return labels.NewSelector().Add(*req)
+}
+
 // Run runs the manager until ctx ends.
 func (o *Options) Run(ctx context.Context) error {
 	if ctx == nil {
@@ -184,7 +230,7 @@ func (o *Options) Run(ctx context.Context) error {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  log,
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		Metrics:                 o.metricsOptions(),
 		HealthProbeBindAddress:  o.HealthProbeBindAddress,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
@@ -199,6 +245,12 @@ func (o *Options) Run(ctx context.Context) error {
 		Cache: cache.Options{
 			// Pods are only watched for their labels and phase; keep the cache small.
 			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				// The only ConfigMaps the manager reads are algorithm results: it caches those
+				// (labelled by the job) and no other ConfigMap of the cluster. Results without
+				// the label are read directly (hportrait.Reconciler.Reader).
+				&corev1.ConfigMap{}: {Label: resultSelector()},
+			},
 		},
 	})
 	if err != nil {
@@ -233,7 +285,8 @@ func (o *Options) Run(ctx context.Context) error {
 		return fmt.Errorf("setting up the IHPA controller: %w", err)
 	}
 	if err := (&hportrait.Reconciler{
-		Client: mgr.GetClient(), Scaler: scaler, Metrics: metrics, Jobs: o.AlgorithmJobs,
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scaler: scaler, Metrics: metrics, Jobs: o.AlgorithmJobs,
+		Access:   &algorithmjob.Access{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(), ServiceAccount: o.AlgorithmJobs.ServiceAccount},
 		Recorder: mgr.GetEventRecorder(hportrait.ControllerName),
 	}).SetupWithManager(mgr, o.ReconcileConcurrency); err != nil {
 		return fmt.Errorf("setting up the HorizontalPortrait controller: %w", err)

@@ -5,6 +5,10 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/kapacitystack/kapacity/executor/hportrait"
+	"github.com/kapacitystack/kapacity/recommender/cli"
 )
 
 func TestFlags(t *testing.T) {
@@ -26,6 +30,10 @@ func TestFlags(t *testing.T) {
 		{[]string{"--standby-cpu-fraction=0.25", "--standby-min-cpu=50m"}, ""},
 		{[]string{"--standby-cpu-fraction=1"}, ""},
 		{[]string{"--metrics-bind-address=127.0.0.1:0", "--health-probe-bind-address=127.0.0.1:0", "--webhook-cert-ips=127.0.0.1"}, ""},
+		{[]string{"--algorithm-job-default-service-account="}, "--algorithm-job-default-service-account"},
+		{[]string{"--algorithm-job-default-service-account=Job_Runner"}, "--algorithm-job-default-service-account"},
+		{[]string{"--algorithm-job-default-service-account=my-jobs"}, ""},
+		{[]string{"--algorithm-job-namespace=legacy"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -49,5 +57,35 @@ func TestFlags(t *testing.T) {
 	}
 	if _, err := Scheme(); err != nil {
 		t.Fatal(err)
+	}
+	// /metrics is authenticated and authorized unless turned off.
+	o := NewOptions()
+	if m := o.metricsOptions(); !m.SecureServing || m.FilterProvider == nil {
+		t.Errorf("default metrics options %+v: want HTTPS with authentication and authorization", m)
+	}
+	o.MetricsSecure = false
+	if m := o.metricsOptions(); m.SecureServing || m.FilterProvider != nil {
+		t.Errorf("--metrics-secure=false: %+v", m)
+	}
+}
+
+// TestResultCacheSelector: the manager's ConfigMap cache holds results labelled by the recommender
+// and no other ConfigMap.
+func TestResultCacheSelector(t *testing.T) {
+	sel := resultSelector()
+	for _, tt := range []struct {
+		labels map[string]string
+		want   bool
+	}{
+		{map[string]string{hportrait.ResultLabelKey: "true"}, true},
+		{map[string]string{"app": "web"}, false},
+		{nil, false},
+	} {
+		if got := sel.Matches(labels.Set(tt.labels)); got != tt.want {
+			t.Errorf("labels %v: cached %t, want %t", tt.labels, got, tt.want)
+		}
+	}
+	if hportrait.ResultLabelKey != cli.ResultLabelKey {
+		t.Errorf("the manager caches %q, the recommender writes %q", hportrait.ResultLabelKey, cli.ResultLabelKey)
 	}
 }

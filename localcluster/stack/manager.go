@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
 	deploycrds "github.com/kapacitystack/kapacity/deploy/crds"
+	deploymanager "github.com/kapacitystack/kapacity/deploy/manager"
 	"github.com/kapacitystack/kapacity/executor/manager"
 	"github.com/kapacitystack/kapacity/executor/webhook"
 	"github.com/kapacitystack/kapacity/localcluster"
@@ -31,6 +34,10 @@ const WebhookConfigurationName = "kapacity-pod-webhook-e2e"
 // Manager is `kapacity manager` running in this process against a test bed. Stop and Start
 // simulate a crash and a restart: nothing survives in memory between the two.
 type Manager struct {
+	// MetricsAddr is host:port of the manager's /metrics: HTTPS, for callers kube-apiserver
+	// authenticates and authorizes.
+	MetricsAddr string
+
 	bed  *localcluster.Cluster
 	dir  string
 	port int
@@ -57,7 +64,15 @@ func StartManager(ctx context.Context, bed *localcluster.Cluster) (_ *Manager, e
 	if m.port, err = freePort(); err != nil {
 		return nil, err
 	}
+	metricsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	m.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", metricsPort)
 	if err := m.installWebhook(ctx); err != nil {
+		return nil, err
+	}
+	if err := installAlgorithmJobRole(ctx, bed); err != nil {
 		return nil, err
 	}
 	if err := m.Start(); err != nil {
@@ -66,7 +81,7 @@ func StartManager(ctx context.Context, bed *localcluster.Cluster) (_ *Manager, e
 	return m, nil
 }
 
-// Start starts the manager (again).
+// Start starts the manager (again) and returns once its pod webhook listens.
 func (m *Manager) Start() error {
 	if m.cancel != nil {
 		return errors.New("the manager is already running")
@@ -76,7 +91,7 @@ func (m *Manager) Start() error {
 	cmd := manager.NewCommand()
 	cmd.SetArgs([]string{
 		"--kubeconfig=" + m.bed.Kubeconfig,
-		"--metrics-bind-address=0",
+		"--metrics-bind-address=" + m.MetricsAddr,
 		"--health-probe-bind-address=127.0.0.1:0",
 		"--webhook-host=127.0.0.1",
 		fmt.Sprintf("--webhook-port=%d", m.port),
@@ -92,7 +107,28 @@ func (m *Manager) Start() error {
 		defer close(m.done)
 		m.err = cmd.ExecuteContext(ctx)
 	}()
-	return nil
+	return m.waitWebhook(time.Minute)
+}
+
+// waitWebhook returns once the pod webhook accepts connections. The webhook fails open, so a
+// labelled pod created before it listens would silently lack the readiness gate; the
+// certificate and caBundle are in place before the server starts.
+func (m *Manager) waitWebhook(timeout time.Duration) error {
+	addr := fmt.Sprintf("127.0.0.1:%d", m.port)
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := m.Err(); err != nil {
+			return err
+		}
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			return conn.Close()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the pod webhook is not listening on %s after %s: %w", addr, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Stop stops the manager and waits for it to return.
@@ -132,7 +168,7 @@ func (m *Manager) Err() error {
 }
 
 // installWebhook registers the pod webhook at the manager's loopback port; the manager fills in
-// the caBundle. Only labelled pods are sent to it, so a stopped manager blocks nobody else.
+// the caBundle. Only labelled pods are sent to it, and a stopped manager blocks none of them.
 func (m *Manager) installWebhook(ctx context.Context) error {
 	url := fmt.Sprintf("https://127.0.0.1:%d%s", m.port, webhook.Path)
 	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{
@@ -142,14 +178,21 @@ func (m *Manager) installWebhook(ctx context.Context) error {
 			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url},
 			AdmissionReviewVersions: []string{"v1"},
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			// As deploy/manager/webhook.yaml: a stopped manager blocks no pod.
+			FailurePolicy: ptr.To(admissionregistrationv1.Ignore),
 			ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{
 				v1alpha1.InjectReadinessGateLabelKey: "true",
 			}},
 			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
 				Rule: admissionregistrationv1.Rule{
-					APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods", "pods/status"},
+					APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"},
+					Scope: ptr.To(admissionregistrationv1.NamespacedScope),
+				},
+			}, {
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update},
+				Rule: admissionregistrationv1.Rule{
+					APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/status"},
 					Scope: ptr.To(admissionregistrationv1.NamespacedScope),
 				},
 			}},
@@ -160,6 +203,28 @@ func (m *Manager) installWebhook(ctx context.Context) error {
 	_ = hooks.Delete(ctx, WebhookConfigurationName, metav1.DeleteOptions{})
 	if _, err := hooks.Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("registering the pod webhook: %w", err)
+	}
+	return nil
+}
+
+// installAlgorithmJobRole creates (or updates) the ClusterRole kapacity-algorithm-job from
+// deploy/manager, which the manager binds to the jobs' ServiceAccount in each portrait's namespace.
+func installAlgorithmJobRole(ctx context.Context, bed *localcluster.Cluster) error {
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.UnmarshalStrict(deploymanager.AlgorithmJobRBAC(), role); err != nil {
+		return fmt.Errorf("decoding deploy/manager/algorithm-job-rbac.yaml: %w", err)
+	}
+	roles := bed.Client.RbacV1().ClusterRoles()
+	cur, err := roles.Get(ctx, role.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = roles.Create(ctx, role, metav1.CreateOptions{})
+	case err == nil:
+		cur.Rules = role.Rules
+		_, err = roles.Update(ctx, cur, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("installing ClusterRole %s: %w", role.Name, err)
 	}
 	return nil
 }

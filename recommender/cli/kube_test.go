@@ -24,8 +24,8 @@ func TestWriteResultCreatesThenUpdates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cm.Data["timeSeries"] != data["timeSeries"] {
-			t.Errorf("write %d: data %v", i, cm.Data)
+		if cm.Data["timeSeries"] != data["timeSeries"] || cm.Labels[ResultLabelKey] != "true" {
+			t.Errorf("write %d: data %v labels %v", i, cm.Data, cm.Labels)
 		}
 		if len(cm.OwnerReferences) != 1 || cm.OwnerReferences[0].UID != "uid-1" || !*cm.OwnerReferences[0].Controller ||
 			cm.OwnerReferences[0].Kind != "HorizontalPortrait" {

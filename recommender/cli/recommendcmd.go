@@ -112,15 +112,20 @@ func (k *KubeClients) GetHorizontalPortrait(ctx context.Context, namespace, name
 	return hp, nil
 }
 
+// ResultLabelKey marks the result ConfigMap: the manager watches only ConfigMaps with this label
+// (executor/hportrait.ResultLabelKey, the same key).
+const ResultLabelKey = "kapacitystack.io/portrait-result"
+
 // WriteResult implements ResultWriter: it creates the ConfigMap owned by hp (controller,
-// blockOwnerDeletion) or replaces its data. Unlike the reference, read errors other than NotFound fail.
+// blockOwnerDeletion) or replaces its data, labelled ResultLabelKey=true. Unlike the reference,
+// read errors other than NotFound fail.
 func (k *KubeClients) WriteResult(ctx context.Context, hp *autoscalingv1alpha1.HorizontalPortrait, data map[string]string) error {
 	cms := k.Client.CoreV1().ConfigMaps(hp.Namespace)
 	name := ResultConfigMapName(hp.Name)
 	cm, err := cms.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		cm = &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: hp.Namespace, OwnerReferences: []metav1.OwnerReference{{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: hp.Namespace, Labels: map[string]string{ResultLabelKey: "true"}, OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: autoscalingv1alpha1.GroupVersion.String(), Kind: "HorizontalPortrait", Name: hp.Name, UID: hp.UID,
 				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
 			}}},
@@ -133,6 +138,10 @@ func (k *KubeClients) WriteResult(ctx context.Context, hp *autoscalingv1alpha1.H
 		return err
 	}
 	cm.Data = data
+	if cm.Labels == nil {
+		cm.Labels = map[string]string{}
+	}
+	cm.Labels[ResultLabelKey] = "true"
 	_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
 	return err
 }

@@ -31,6 +31,7 @@ import (
 
 	"github.com/kapacitystack/kapacity/adapter/promclient"
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/executor/algorithmjob"
 	"github.com/kapacitystack/kapacity/executor/hportrait"
 	historyv1alpha1 "github.com/kapacitystack/kapacity/historyapi/v1alpha1"
 	"github.com/kapacitystack/kapacity/localcluster"
@@ -54,7 +55,7 @@ const (
 	// --scale-up-ahead-seconds.
 	predictiveScalingFreq = 2 * time.Minute
 	predictiveAhead       = 2 * time.Minute
-	algorithmJobNS        = "kapacity-system" // the manager's default --algorithm-job-namespace
+	algorithmJobNS        = "kapacity-system" // where older managers ran every job (--algorithm-job-namespace)
 	jobServiceAcct        = "kapacity-algorithm-job"
 	modelConfigMap        = "example-model" // the sample's model volume
 	podsScrapeTarget      = "predictive-pods"
@@ -157,7 +158,6 @@ func TestPredictiveScalesAheadOfRise(t *testing.T) {
 	}
 
 	feedHistory(ctx, t, workloads, traffic, replicasBefore, int(sample.Spec.MaxReplicas), historyStart, historyEnd)
-	ensureNamespace(ctx, t, algorithmJobNS)
 	for _, w := range workloads {
 		createNginx(ctx, t, w.ns, int32(replicasBefore(historyEnd)))
 		createIngress(ctx, t, w.ns)
@@ -294,8 +294,8 @@ func feedHistory(ctx context.Context, t *testing.T, workloads []predictiveWorklo
 }
 
 // trainModel trains the forecaster as `kapacity train` does from the history API, stores the model
-// as the sample's ConfigMap (`kubectl create cm -n kapacity-system example-model
-// --from-file=<model>`) and returns its directory.
+// as the sample's ConfigMap in each workload's namespace, where its job runs (`kubectl create cm
+// -n <namespace> example-model --from-file=<model>`) and returns its directory.
 func trainModel(ctx context.Context, t *testing.T, workloads []predictiveWorkload) string {
 	t.Helper()
 	modelDir := filepath.Join(t.TempDir(), "model")
@@ -310,7 +310,9 @@ func trainModel(ctx context.Context, t *testing.T, workloads []predictiveWorkloa
 	began := time.Now()
 	out := runKapacity(ctx, t, cli.NewTrainCommand(), "--config-file="+configFile, "--model-save-path="+modelDir, "--kubeconfig="+bed.Kubeconfig)
 	t.Logf("kapacity train (%s):\n%s", time.Since(began).Round(time.Millisecond), out)
-	storeModel(ctx, t, modelDir)
+	for _, w := range workloads {
+		storeModel(ctx, t, w.ns, modelDir)
+	}
 	return modelDir
 }
 
@@ -477,15 +479,15 @@ func runKapacity(ctx context.Context, t *testing.T, cmd *cobra.Command, args ...
 	return out.String()
 }
 
-// storeModel stores the model directory as the sample's model ConfigMap in the jobs' namespace,
-// as `kubectl create cm --from-file` does (binary files in binaryData).
-func storeModel(ctx context.Context, t *testing.T, dir string) {
+// storeModel stores the model directory as the sample's model ConfigMap in namespace ns, as
+// `kubectl create cm --from-file` does (binary files in binaryData).
+func storeModel(ctx context.Context, t *testing.T, ns, dir string) {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: modelConfigMap, Namespace: algorithmJobNS}, Data: map[string]string{}, BinaryData: map[string][]byte{}}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: modelConfigMap, Namespace: ns}, Data: map[string]string{}, BinaryData: map[string][]byte{}}
 	for _, e := range entries {
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
@@ -497,20 +499,21 @@ func storeModel(ctx context.Context, t *testing.T, dir string) {
 			cm.BinaryData[e.Name()] = b
 		}
 	}
-	cms := kube.CoreV1().ConfigMaps(algorithmJobNS)
+	cms := kube.CoreV1().ConfigMaps(ns)
 	_ = cms.Delete(ctx, modelConfigMap, metav1.DeleteOptions{})
 	if _, err := cms.Create(ctx, cm, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("storing the model as ConfigMap %s/%s: %v", algorithmJobNS, modelConfigMap, err)
+		t.Fatalf("storing the model as ConfigMap %s/%s: %v", ns, modelConfigMap, err)
 	}
 	t.Cleanup(func() { _ = cms.Delete(context.Background(), modelConfigMap, metav1.DeleteOptions{}) })
 }
 
-// checkCronJob waits for the CronJob of w's portrait and checks it is the sample's template with
-// the manager's defaults: Kapacity's image running its recommend subcommand with the sample's
-// arguments, the portrait in HP_NAMESPACE and HP_NAME, the default service account.
+// checkCronJob waits for the CronJob of w's portrait, in the portrait's namespace, and checks it
+// is the sample's template with the manager's defaults: Kapacity's image running its recommend
+// subcommand with the sample's arguments, the portrait in HP_NAMESPACE and HP_NAME, the jobs'
+// service account.
 func checkCronJob(ctx context.Context, t *testing.T, w predictiveWorkload, template v1alpha1.CronJobTemplateSpec) *batchv1.CronJob {
 	t.Helper()
-	key := client.ObjectKey{Namespace: algorithmJobNS, Name: w.ns + "-" + w.portrait}
+	key := client.ObjectKey{Namespace: w.ns, Name: algorithmjob.CronJobName(w.ns, w.portrait)}
 	cj := &batchv1.CronJob{}
 	poll.Until(ctx, t, time.Minute, "CronJob "+key.String(), func(ctx context.Context) (string, bool, error) {
 		if err := crClient.Get(ctx, key, cj); err != nil {
@@ -564,8 +567,9 @@ func volumeSources(vs []corev1.Volume) []string {
 // runAlgorithmJob runs the algorithm container of a CronJob in this process, as the job's pod
 // would: kwok runs no containers. The image's entrypoint is the kapacity binary, given the
 // container's arguments; ConfigMap volumes are written to a directory standing for the mount;
-// the container's environment is set; and --kubeconfig stands for the pod's in-cluster
-// configuration.
+// the container's environment is set; and --kubeconfig, with a token of the pod's
+// ServiceAccount, stands for the pod's in-cluster configuration: the job has exactly the rights
+// the manager gave that ServiceAccount.
 func runAlgorithmJob(ctx context.Context, t *testing.T, cj *batchv1.CronJob) {
 	t.Helper()
 	pod := cj.Spec.JobTemplate.Spec.Template.Spec
@@ -616,7 +620,7 @@ func runAlgorithmJob(ctx context.Context, t *testing.T, cj *batchv1.CronJob) {
 		}
 		t.Setenv(e.Name, e.Value)
 	}
-	args = append(args, "--kubeconfig="+bed.Kubeconfig)
+	args = append(args, "--kubeconfig="+serviceAccountKubeconfig(ctx, t, cj.Namespace, pod.ServiceAccountName))
 	// The binary's recommender subcommands, built after the environment is set (flags default
 	// from it).
 	kapacity := &cobra.Command{Use: "kapacity"}
