@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -491,7 +490,7 @@ func parseCrons(crons []ReplicaCron, path *field.Path) ([]cronRef, field.ErrorLi
 		errs = append(errs, validateNonNegative(int64(c.Replicas), cp.Child("replicas"))...)
 
 		parsed := true
-		if _, err := time.LoadLocation(c.TimeZone); err != nil {
+		if _, err := LoadTimeZone(c.TimeZone); err != nil {
 			parsed = false
 			errs = append(errs, field.Invalid(cp.Child("timeZone"), c.TimeZone, "must be an IANA time zone name such as UTC or Asia/Shanghai: "+err.Error()))
 		}
@@ -503,7 +502,7 @@ func parseCrons(crons []ReplicaCron, path *field.Path) ([]cronRef, field.ErrorLi
 				// The CRD caps the length so that its CEL rules stay within the API server's cost budget.
 				parsed = false
 				errs = append(errs, field.TooLong(cp.Child(e.name), "", maxCronExpressionLength))
-			} else if _, err := cron.ParseStandard(e.expr); err != nil {
+			} else if _, err := ParseCronExpression(e.expr); err != nil {
 				parsed = false
 				errs = append(errs, field.Invalid(cp.Child(e.name), e.expr,
 					"must be a standard cron expression (minute hour day-of-month month day-of-week, for example \"0 8 * * 1-5\") or a descriptor such as @daily: "+err.Error()))
