@@ -1,0 +1,151 @@
+package v1alpha1
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// The validation of cron rules: each rule must parse and open a window, and the windows that
+// compete (same priority, same portrait) must never be open at the same time.
+
+const (
+	// The overlap check walks every cron of a priority over one year from a fixed reference instant, so
+	// that yearly, monthly and weekly windows are all seen and the result never depends on the day
+	// the check runs. A leap year is used so that 29 February occurs.
+	cronCheckHorizon = 366 * 24 * time.Hour
+	// Dense schedules (every minute) would need hundreds of thousands of events for a year; the walk
+	// stops after this many events per cron, and the check then covers the shortest span walked.
+	cronCheckMaxEvents = 4000
+
+	// maxCronExpressionLength matches the MaxLength marker of ReplicaCron.Start and End.
+	maxCronExpressionLength = 256
+)
+
+func cronCheckReference() time.Time {
+	return time.Date(2024, time.January, 1, 0, 0, 0, 0, time.UTC)
+}
+
+// cronRef is a parsed cron rule with the path it was found at.
+//
+// +kubebuilder:object:generate=false
+type cronRef struct {
+	path   *field.Path
+	cron   *ReplicaCron
+	window CronWindow
+}
+
+// parseCrons checks each rule of a list on its own and returns those that parsed, for the overlap check.
+func parseCrons(crons []ReplicaCron, path *field.Path) ([]cronRef, field.ErrorList) {
+	var errs field.ErrorList
+	if len(crons) == 0 {
+		return nil, append(errs, field.Required(path, "add at least one cron rule"))
+	}
+	var refs []cronRef
+	names := map[string]int{}
+	for i := range crons {
+		c := &crons[i]
+		cp := path.Index(i)
+		if c.Name == "" {
+			errs = append(errs, field.Required(cp.Child("name"), "name the cron rule; the name appears in events and errors"))
+		} else if first, dup := names[c.Name]; dup {
+			errs = append(errs, field.Duplicate(cp.Child("name"), c.Name))
+			errs[len(errs)-1].Detail = fmt.Sprintf("already used by %s: give each rule its own name", path.Index(first))
+		} else {
+			names[c.Name] = i
+		}
+		errs = append(errs, validateNonNegative(int64(c.Replicas), cp.Child("replicas"))...)
+
+		parsed := true
+		if _, err := LoadTimeZone(c.TimeZone); err != nil {
+			parsed = false
+			errs = append(errs, field.Invalid(cp.Child("timeZone"), c.TimeZone, "must be an IANA time zone name such as UTC or Asia/Shanghai: "+err.Error()))
+		}
+		for _, e := range []struct{ name, expr string }{{"start", c.Start}, {"end", c.End}} {
+			if e.expr == "" {
+				parsed = false
+				errs = append(errs, field.Required(cp.Child(e.name), "set a standard cron expression, for example \"0 8 * * *\""))
+			} else if len(e.expr) > maxCronExpressionLength {
+				// The CRD caps the length so that its CEL rules stay within the API server's cost budget.
+				parsed = false
+				errs = append(errs, field.TooLong(cp.Child(e.name), "", maxCronExpressionLength))
+			} else if _, err := ParseCronExpression(e.expr); err != nil {
+				parsed = false
+				errs = append(errs, field.Invalid(cp.Child(e.name), e.expr,
+					"must be a standard cron expression (minute hour day-of-month month day-of-week, for example \"0 8 * * 1-5\") or a descriptor such as @daily: "+err.Error()))
+			}
+		}
+		if !parsed {
+			continue
+		}
+		if c.Start == c.End {
+			errs = append(errs, field.Invalid(cp.Child("end"), c.End,
+				"must differ from start: a window that closes the moment it opens is never active; change end to the time the window should close"))
+			continue
+		}
+		w, err := ParseCronWindow(*c)
+		if err != nil { // unreachable after the checks above; kept so a parser change cannot panic below
+			errs = append(errs, field.Invalid(cp, c.Name, err.Error()))
+			continue
+		}
+		ref := cronRef{path: cp, cron: c, window: w}
+		if msg := ref.neverActive(); msg != "" {
+			errs = append(errs, field.Invalid(cp.Child("start"), c.Start, msg))
+			continue
+		}
+		refs = append(refs, ref)
+	}
+	return refs, errs
+}
+
+// neverActive explains why a rule's window never opens within the checked year, or returns "".
+func (r cronRef) neverActive() string {
+	ref := cronCheckReference()
+	local := ref.In(r.window.Location)
+	if r.window.Start.Next(local).IsZero() {
+		return "never fires (robfig/cron finds no matching time within five years): check the day of month and month fields"
+	}
+	if r.window.End.Next(local).IsZero() {
+		return fmt.Sprintf("the end expression %q never fires: check its day of month and month fields", r.cron.End)
+	}
+	intervals, until := r.window.activeIntervals(ref, ref.Add(cronCheckHorizon), cronCheckMaxEvents)
+	if len(intervals) == 0 && !until.Before(ref.Add(cronCheckHorizon)) {
+		return fmt.Sprintf("never opens a window with end %q: the window opens at a start only if an end follows before the next start, so make end fire between two starts", r.cron.End)
+	}
+	return ""
+}
+
+// validateCronOverlaps reports each pair of rules whose windows are open at the same time. Kapacity
+// found overlaps only while both windows were open and then failed every reconcile; here the
+// collision is reported when the object is written, with the instant it first happens.
+func validateCronOverlaps(refs []cronRef, scope string) field.ErrorList {
+	if len(refs) < 2 {
+		return nil
+	}
+	from := cronCheckReference()
+	to := from.Add(cronCheckHorizon)
+	all := make([][]timeInterval, len(refs))
+	covered := to
+	for i, r := range refs {
+		var until time.Time
+		all[i], until = r.window.activeIntervals(from, to, cronCheckMaxEvents)
+		if until.Before(covered) {
+			covered = until
+		}
+	}
+	var errs field.ErrorList
+	for j := range refs {
+		for i := 0; i < j; i++ {
+			o, found := firstOverlap(all[i], all[j])
+			if !found || !o.from.Before(covered) {
+				continue
+			}
+			a, b := refs[i], refs[j]
+			errs = append(errs, field.Invalid(b.path, b.cron.Name, fmt.Sprintf(
+				"overlaps cron %q (%s) %s: both are active from %s to %s (checked from %s); windows of equal priority must not overlap, so move a start or an end, or give one of them a different priority",
+				a.cron.Name, a.path, scope, o.from.UTC().Format(time.RFC3339), o.to.UTC().Format(time.RFC3339), from.Format(time.RFC3339))))
+		}
+	}
+	return errs
+}
