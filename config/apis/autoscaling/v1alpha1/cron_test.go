@@ -94,7 +94,7 @@ func FuzzCronWindow(f *testing.F) {
 			}
 			w.activeIntervals(instants[0], instants[0].Add(cronCheckHorizon), 50)
 		}
-		_, errs := parseCrons([]ReplicaCron{c}, field.NewPath("crons"))
+		_, errs := parseCrons([]ReplicaCron{c}, field.NewPath("crons"), cronCheckMaxEvents)
 		for _, e := range errs {
 			if strings.Contains(e.Detail, errCronParserPanic.Error()) {
 				t.Fatalf("validation reached a parser panic: %v", e)

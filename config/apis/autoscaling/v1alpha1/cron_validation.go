@@ -18,6 +18,13 @@ const (
 	// Dense schedules (every minute) would need hundreds of thousands of events for a year; the walk
 	// stops after this many events per cron, and the check then covers the shortest span walked.
 	cronCheckMaxEvents = 4000
+	// The walks of all the crons of an object share this budget (robfig/cron takes 5-15 µs per
+	// event), so that the validating webhook answers within a second however many crons there are;
+	// each cron gets an equal share, at most cronCheckMaxEvents. Overlaps beyond the span covered
+	// are settled at run time like a priority tie (see executor/portrait).
+	cronCheckTotalEvents = 32000
+	// At most this many overlaps are reported in full per group of competing crons.
+	maxOverlapErrors = 10
 
 	// maxCronExpressionLength matches the MaxLength marker of ReplicaCron.Start and End.
 	maxCronExpressionLength = 256
@@ -27,6 +34,11 @@ func cronCheckReference() time.Time {
 	return time.Date(2024, time.January, 1, 0, 0, 0, 0, time.UTC)
 }
 
+// cronEventBudget is the events each of n crons may walk.
+func cronEventBudget(n int) int {
+	return min(cronCheckMaxEvents, cronCheckTotalEvents/max(1, n))
+}
+
 // cronRef is a parsed cron rule with the path it was found at.
 //
 // +kubebuilder:object:generate=false
@@ -34,13 +46,20 @@ type cronRef struct {
 	path   *field.Path
 	cron   *ReplicaCron
 	window CronWindow
+	// intervals are the window's open intervals from cronCheckReference, walked up to until.
+	intervals []timeInterval
+	until     time.Time
 }
 
-// parseCrons checks each rule of a list on its own and returns those that parsed, for the overlap check.
-func parseCrons(crons []ReplicaCron, path *field.Path) ([]cronRef, field.ErrorList) {
+// parseCrons checks each rule of a list on its own and returns those that parsed, with their open
+// intervals walked up to maxEvents events, for the overlap check.
+func parseCrons(crons []ReplicaCron, path *field.Path, maxEvents int) ([]cronRef, field.ErrorList) {
 	var errs field.ErrorList
 	if len(crons) == 0 {
 		return nil, append(errs, field.Required(path, "add at least one cron rule"))
+	}
+	if tooMany := validateMaxItems(len(crons), MaxCrons, path); len(tooMany) > 0 {
+		return nil, tooMany
 	}
 	var refs []cronRef
 	names := map[string]int{}
@@ -49,6 +68,8 @@ func parseCrons(crons []ReplicaCron, path *field.Path) ([]cronRef, field.ErrorLi
 		cp := path.Index(i)
 		if c.Name == "" {
 			errs = append(errs, field.Required(cp.Child("name"), "name the cron rule; the name appears in events and errors"))
+		} else if tooLong := validateMaxLength(c.Name, MaxNameLength, cp.Child("name")); len(tooLong) > 0 {
+			errs = append(errs, tooLong...)
 		} else if first, dup := names[c.Name]; dup {
 			errs = append(errs, field.Duplicate(cp.Child("name"), c.Name))
 			errs[len(errs)-1].Detail = fmt.Sprintf("already used by %s: give each rule its own name", path.Index(first))
@@ -57,8 +78,13 @@ func parseCrons(crons []ReplicaCron, path *field.Path) ([]cronRef, field.ErrorLi
 		}
 		errs = append(errs, validateNonNegative(int64(c.Replicas), cp.Child("replicas"))...)
 
+		errs = append(errs, validateMaxLength(c.Description, MaxDescriptionLength, cp.Child("description"))...)
+
 		parsed := true
-		if _, err := LoadTimeZone(c.TimeZone); err != nil {
+		if len(c.TimeZone) > MaxTimeZoneLength {
+			parsed = false
+			errs = append(errs, field.TooLong(cp.Child("timeZone"), "", MaxTimeZoneLength))
+		} else if _, err := LoadTimeZone(c.TimeZone); err != nil {
 			parsed = false
 			errs = append(errs, field.Invalid(cp.Child("timeZone"), c.TimeZone, "must be an IANA time zone name such as UTC or Asia/Shanghai: "+err.Error()))
 		}
@@ -90,7 +116,7 @@ func parseCrons(crons []ReplicaCron, path *field.Path) ([]cronRef, field.ErrorLi
 			continue
 		}
 		ref := cronRef{path: cp, cron: c, window: w}
-		if msg := ref.neverActive(); msg != "" {
+		if msg := ref.neverActive(maxEvents); msg != "" {
 			errs = append(errs, field.Invalid(cp.Child("start"), c.Start, msg))
 			continue
 		}
@@ -99,8 +125,9 @@ func parseCrons(crons []ReplicaCron, path *field.Path) ([]cronRef, field.ErrorLi
 	return refs, errs
 }
 
-// neverActive explains why a rule's window never opens within the checked year, or returns "".
-func (r cronRef) neverActive() string {
+// neverActive walks the rule's window (keeping its intervals for the overlap check) and explains
+// why it never opens within the checked year, or returns "".
+func (r *cronRef) neverActive(maxEvents int) string {
 	ref := cronCheckReference()
 	local := ref.In(r.window.Location)
 	if r.window.Start.Next(local).IsZero() {
@@ -109,8 +136,8 @@ func (r cronRef) neverActive() string {
 	if r.window.End.Next(local).IsZero() {
 		return fmt.Sprintf("the end expression %q never fires: check its day of month and month fields", r.cron.End)
 	}
-	intervals, until := r.window.activeIntervals(ref, ref.Add(cronCheckHorizon), cronCheckMaxEvents)
-	if len(intervals) == 0 && !until.Before(ref.Add(cronCheckHorizon)) {
+	r.intervals, r.until = r.window.activeIntervals(ref, ref.Add(cronCheckHorizon), maxEvents)
+	if len(r.intervals) == 0 && !r.until.Before(ref.Add(cronCheckHorizon)) {
 		return fmt.Sprintf("never opens a window with end %q: the window opens at a start only if an end follows before the next start, so make end fire between two starts", r.cron.End)
 	}
 	return ""
@@ -124,21 +151,22 @@ func validateCronOverlaps(refs []cronRef, scope string) field.ErrorList {
 		return nil
 	}
 	from := cronCheckReference()
-	to := from.Add(cronCheckHorizon)
-	all := make([][]timeInterval, len(refs))
-	covered := to
-	for i, r := range refs {
-		var until time.Time
-		all[i], until = r.window.activeIntervals(from, to, cronCheckMaxEvents)
-		if until.Before(covered) {
-			covered = until
+	covered := from.Add(cronCheckHorizon)
+	for _, r := range refs {
+		if r.until.Before(covered) {
+			covered = r.until
 		}
 	}
 	var errs field.ErrorList
+	more := 0
 	for j := range refs {
 		for i := 0; i < j; i++ {
-			o, found := firstOverlap(all[i], all[j])
+			o, found := firstOverlap(refs[i].intervals, refs[j].intervals)
 			if !found || !o.from.Before(covered) {
+				continue
+			}
+			if len(errs) == maxOverlapErrors {
+				more++
 				continue
 			}
 			a, b := refs[i], refs[j]
@@ -146,6 +174,10 @@ func validateCronOverlaps(refs []cronRef, scope string) field.ErrorList {
 				"overlaps cron %q (%s) %s: both are active from %s to %s (checked from %s); windows of equal priority must not overlap, so move a start or an end, or give one of them a different priority",
 				a.cron.Name, a.path, scope, o.from.UTC().Format(time.RFC3339), o.to.UTC().Format(time.RFC3339), from.Format(time.RFC3339))))
 		}
+	}
+	if more > 0 {
+		last := refs[len(refs)-1]
+		errs = append(errs, field.Invalid(last.path, last.cron.Name, fmt.Sprintf("and %d more overlapping pairs of crons %s", more, scope)))
 	}
 	return errs
 }

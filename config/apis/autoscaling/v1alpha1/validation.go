@@ -26,7 +26,10 @@ import (
 //     (Kapacity failed every reconcile with "found overlapping cron" while both were active);
 //   - cron rule names and dynamic portrait types are unique (documented, not enforced);
 //   - time series points are in increasing time order (documented as MUST, not enforced);
-//   - a ReplicaProfile's scaleTargetRef cannot change (Kapacity kept scaling the old workload).
+//   - a ReplicaProfile's or an autoscaler's scaleTargetRef cannot change (Kapacity kept scaling the
+//     old workload);
+//   - lists, maps and strings are bounded (limits.go), which also bounds the time the cron checks
+//     take in the validating webhook.
 //
 // Validate expects defaulted objects but also accepts an empty value wherever a default exists.
 
@@ -57,10 +60,24 @@ func (s *IntelligentHorizontalPodAutoscalerSpec) Validate() field.ErrorList {
 	return errs
 }
 
+// ValidateUpdate checks an update of the object: the new object must be valid and keep its target.
+func (a *IntelligentHorizontalPodAutoscaler) ValidateUpdate(old *IntelligentHorizontalPodAutoscaler) field.ErrorList {
+	errs := a.Validate()
+	if a.Spec.ScaleTargetRef != old.Spec.ScaleTargetRef {
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "scaleTargetRef"),
+			"scaleTargetRef is immutable: delete the autoscaler and create one for the new workload"))
+	}
+	return errs
+}
+
 func validatePortraitProviders(providers []HorizontalPortraitProvider, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if len(providers) == 0 {
 		return append(errs, field.Required(path, "add at least one portrait provider, for example a Static provider of low priority as a fallback"))
+	}
+	if tooMany := append(validateMaxItems(len(providers), MaxPortraitProviders, path), validateCronTotal(providers, path)...); len(tooMany) > 0 {
+		// Checking that many rules (their windows over a year, pairwise) would take too long.
+		return append(errs, tooMany...)
 	}
 	portraitTypes := map[PortraitType]*field.Path{}
 	// Cron windows compete only with windows of the same priority: a higher priority overrides a
@@ -81,7 +98,7 @@ func validatePortraitProviders(providers []HorizontalPortraitProvider, path *fie
 				errs = append(errs, field.Required(pp.Child("cron"), "cron must be set when type is Cron: add cron.crons or change type"))
 				continue
 			}
-			refs, cronErrs := parseCrons(p.Cron.Crons, pp.Child("cron", "crons"))
+			refs, cronErrs := parseCrons(p.Cron.Crons, pp.Child("cron", "crons"), cronEventBudget(cronCount(providers)))
 			errs = append(errs, cronErrs...)
 			cronsByPriority[p.Priority] = append(cronsByPriority[p.Priority], refs...)
 		case DynamicHorizontalPortraitProviderType:
@@ -160,6 +177,9 @@ func validateGrayStrategy(g *GrayStrategy, path *field.Path) field.ErrorList {
 
 func validateStabilityCheckers(checkers []StabilityChecker, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
+	if tooMany := validateMaxItems(len(checkers), MaxStabilityCheckers, path); len(tooMany) > 0 {
+		return tooMany
+	}
 	externalNames := sets.New[string]()
 	for i := range checkers {
 		c := &checkers[i]
@@ -188,10 +208,13 @@ func validateStabilityCheckers(checkers []StabilityChecker, path *field.Path) fi
 			np := cp.Child("external", "name")
 			if c.External.Name == "" {
 				errs = append(errs, field.Required(np, "name the external checker"))
+			} else if tooLong := validateMaxLength(c.External.Name, MaxNameLength, np); len(tooLong) > 0 {
+				errs = append(errs, tooLong...)
 			} else if externalNames.Has(c.External.Name) {
 				errs = append(errs, field.Duplicate(np, c.External.Name))
 			}
 			externalNames.Insert(c.External.Name)
+			errs = append(errs, validateConfig(c.External.Config, cp.Child("external", "config"))...)
 		default:
 			errs = append(errs, field.NotSupported(cp.Child("type"), c.Type, []StabilityCheckerType{MetricsStabilityCheckerType, ExternalStabilityCheckerType}))
 		}
@@ -224,6 +247,7 @@ func (s *PortraitSpec) validate(path *field.Path) field.ErrorList {
 		errs = append(errs, field.Invalid(tp, s.PortraitType,
 			"must be a DNS label apart from case (letters, digits and '-'), because it names the HorizontalPortrait: "+strings.Join(msgs, "; ")))
 	}
+	errs = append(errs, validateMaxLength(s.ExternalGeneratorName, MaxNameLength, path.Child("externalGeneratorName"))...)
 	errs = append(errs, validateMetrics(s.Metrics, path.Child("metrics"))...)
 	errs = append(errs, validateAlgorithm(&s.Algorithm, path.Child("algorithm"))...)
 	return errs
@@ -231,11 +255,16 @@ func (s *PortraitSpec) validate(path *field.Path) field.ErrorList {
 
 func validateMetrics(metrics []MetricSpec, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
+	if tooMany := validateMaxItems(len(metrics), MaxMetrics, path); len(tooMany) > 0 {
+		return tooMany
+	}
 	names := sets.New[string]()
 	for i := range metrics {
 		m := &metrics[i]
 		mp := path.Index(i)
-		if m.Name != "" {
+		if tooLong := validateMaxLength(m.Name, MaxNameLength, mp.Child("name")); len(tooLong) > 0 {
+			errs = append(errs, tooLong...)
+		} else if m.Name != "" {
 			if names.Has(m.Name) {
 				errs = append(errs, field.Duplicate(mp.Child("name"), m.Name))
 			}
@@ -293,7 +322,9 @@ func validateAlgorithm(a *PortraitAlgorithm, path *field.Path) field.ErrorList {
 		if k.SyncPeriod.Duration < 0 {
 			errs = append(errs, field.Invalid(kp.Child("syncPeriod"), k.SyncPeriod.Duration.String(), "must be positive, for example 15s"))
 		}
-		if k.Tolerance != "" {
+		if len(k.Tolerance) > MaxToleranceLength {
+			errs = append(errs, field.TooLong(kp.Child("tolerance"), "", MaxToleranceLength))
+		} else if k.Tolerance != "" {
 			if t, err := strconv.ParseFloat(k.Tolerance, 64); err != nil || t < 0 || math.IsNaN(t) || math.IsInf(t, 0) {
 				errs = append(errs, field.Invalid(kp.Child("tolerance"), k.Tolerance, "must be a non-negative decimal number in a string, for example \"0.1\""))
 			}
@@ -333,7 +364,7 @@ func (d *HorizontalPortraitData) Validate(path *field.Path) field.ErrorList {
 		errs = append(errs, validateNonNegative(int64(d.Static.Replicas), path.Child("static", "replicas"))...)
 	}
 	if d.Cron != nil {
-		refs, cronErrs := parseCrons(d.Cron.Crons, path.Child("cron", "crons"))
+		refs, cronErrs := parseCrons(d.Cron.Crons, path.Child("cron", "crons"), cronEventBudget(len(d.Cron.Crons)))
 		errs = append(errs, cronErrs...)
 		errs = append(errs, validateCronOverlaps(refs, "of the same portrait")...)
 	}
@@ -342,6 +373,7 @@ func (d *HorizontalPortraitData) Validate(path *field.Path) field.ErrorList {
 		if len(d.TimeSeries.TimeSeries) == 0 {
 			errs = append(errs, field.Required(sp, "add at least one point"))
 		}
+		errs = append(errs, validateMaxItems(len(d.TimeSeries.TimeSeries), MaxTimeSeriesPoints, sp)...)
 		for i, p := range d.TimeSeries.TimeSeries {
 			pp := sp.Index(i)
 			errs = append(errs, validateNonNegative(p.Timestamp, pp.Child("timestamp"))...)
@@ -400,6 +432,10 @@ func validateReplicaProfileBehavior(b *ReplicaProfileBehavior, path *field.Path)
 	default:
 		errs = append(errs, field.NotSupported(sp.Child("type"), b.PodSorter.Type, []PodSorterType{WorkloadDefaultPodSorterType, ExternalPodSorterType}))
 	}
+	if e := b.PodSorter.External; e != nil {
+		errs = append(errs, validateMaxLength(e.Name, MaxNameLength, sp.Child("external", "name"))...)
+		errs = append(errs, validateConfig(e.Config, sp.Child("external", "config"))...)
+	}
 	tp := path.Child("podTrafficController")
 	switch b.PodTrafficController.Type {
 	case "", ReadinessGatePodTrafficControllerType:
@@ -412,6 +448,10 @@ func validateReplicaProfileBehavior(b *ReplicaProfileBehavior, path *field.Path)
 	default:
 		errs = append(errs, field.NotSupported(tp.Child("type"), b.PodTrafficController.Type,
 			[]PodTrafficControllerType{ReadinessGatePodTrafficControllerType, ExternalPodTrafficControllerType}))
+	}
+	if e := b.PodTrafficController.External; e != nil {
+		errs = append(errs, validateMaxLength(e.Name, MaxNameLength, tp.Child("external", "name"))...)
+		errs = append(errs, validateConfig(e.Config, tp.Child("external", "config"))...)
 	}
 	return errs
 }
