@@ -129,6 +129,12 @@ func (v *validator) validatePortrait(req admission.Request) (field.ErrorList, er
 			return nil, nil
 		}
 	}
+	if equality.Semantic.DeepEqual(obj.Spec, v1alpha1.HorizontalPortraitSpec{}) {
+		// Kapacity's documentation shows a generated portrait as `kubectl get hp -o yaml` with the
+		// spec elided, and users apply it as a sample; a portrait without a spec generates nothing
+		// (its controller says so in the PortraitGenerated condition) and no autoscaler reads it.
+		return nil, nil
+	}
 	return obj.Spec.Validate(), nil
 }
 

@@ -156,6 +156,9 @@ func TestValidationHandler(t *testing.T) {
 			}(), nil),
 			want: []string{"spec.algorithm.type: Required value"},
 		},
+		{name: "portrait without a spec, as in the documentation's output sample", req: request(t, kindPortrait, admissionv1.Create, "", &v1alpha1.HorizontalPortrait{
+			TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: kindPortrait}, ObjectMeta: metav1.ObjectMeta{Name: "p"},
+		}, nil)},
 		{name: "delete is not checked", req: request(t, kindIHPA, admissionv1.Delete, "", nil, ihpa(nil))},
 		{name: "another kind", req: request(t, "Pod", admissionv1.Create, "", ihpa(nil), nil), Error: true},
 	}
