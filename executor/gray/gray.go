@@ -4,7 +4,9 @@
 // Compute is a pure function of the spec, the persisted status, the ReplicaProfile counts in effect
 // and the time. All progress lives in the status (previous value, gray percent and time of the last
 // batch), so a restarted controller resumes exactly where the last one stopped, and it never applies
-// more than one batch per call however late it runs.
+// more than one batch per call however late it runs. Each step starts from the ReplicaProfile in
+// effect: when the status records a batch the profile does not show (its write was lost), that
+// batch is applied again instead of the next one, so no step moves more than one batch.
 package gray
 
 import (
@@ -182,6 +184,17 @@ func (p *Plan) step(in Input) {
 
 	gray := next.Gray
 	diff := abs(desired - from)
+	// The status is written before the ReplicaProfile, so it can record a batch whose profile
+	// write was lost (the manager killed between the two writes, a failed patch). Stepping on
+	// from the status would then move two batches at once; the progress is taken back to the
+	// last step the profile in effect has reached, and the batch after it is applied now.
+	redo := false
+	if in.Profile != nil {
+		if reached, behind := reachedPercent(diff, gray.GrayPercent, strategy.ChangePercent, applied(from, desired, in.Profile.Online)); behind {
+			gray = &v1alpha1.GrayStatus{GrayPercent: reached, LastUpdateTime: gray.LastUpdateTime}
+			redo = true
+		}
+	}
 	wait := time.Duration(strategy.ChangeIntervalSeconds) * time.Second
 	switch {
 	case gray.GrayPercent <= 0:
@@ -190,6 +203,9 @@ func (p *Plan) step(in Input) {
 		wait = time.Duration(strategy.ObservationSeconds) * time.Second
 	}
 	due := gray.LastUpdateTime.Add(wait)
+	if redo {
+		due = now
+	}
 	percent := gray.GrayPercent
 	switch {
 	case now.Before(due):
@@ -273,6 +289,33 @@ func AllowedScalingDirection(b *v1alpha1.IntelligentHorizontalPodAutoscalerBehav
 	}
 }
 
+// applied is how many online pods of a change from from to desired the ReplicaProfile in effect
+// has moved, within [0, |desired - from|].
+func applied(from, desired, profileOnline int32) int32 {
+	n := profileOnline - from
+	if desired < from {
+		n = from - profileOnline
+	}
+	return min(max(0, n), abs(desired-from))
+}
+
+// reachedPercent tells whether the recorded gray percent is ahead of the pods the profile has
+// moved and, if so, returns the last step of the change (0, changePercent, 2×changePercent, …) that
+// the profile has reached.
+func reachedPercent(diff, recorded, changePercent, appliedPods int32) (int32, bool) {
+	if recorded <= 0 || moved(diff, recorded) <= appliedPods {
+		return recorded, false
+	}
+	reached := int32(0)
+	if changePercent < 1 { // refused by validation; never loop on it
+		return reached, true
+	}
+	for p := changePercent; p < recorded && p < 100 && moved(diff, p) <= appliedPods; p += changePercent {
+		reached = p
+	}
+	return reached, true
+}
+
 // moved is the number of pods a change of diff has moved at percent: at least one once started, so
 // that small changes progress.
 func moved(diff, percent int32) int32 {
@@ -308,4 +351,13 @@ func abs(x int32) int32 {
 		return -x
 	}
 	return x
+}
+
+// BatchSize is the most online pods one gray step moves in a change of diff pods at changePercent:
+// ceil(diff × changePercent / 100), and at least one.
+func BatchSize(diff, changePercent int32) int32 {
+	if diff <= 0 {
+		return 0
+	}
+	return max(1, int32((int64(diff)*int64(changePercent)+99)/100))
 }

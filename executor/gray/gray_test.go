@@ -3,6 +3,7 @@ package gray
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand"
 	"strings"
 	"testing"
 	"time"
@@ -503,4 +504,116 @@ func TestComputeDoesNotModifyInput(t *testing.T) {
 	if p.Status.CurrentPortraitValue == v || len(p.Status.Conditions) != 1 {
 		t.Errorf("next status aliases the input value or lost the conditions")
 	}
+}
+
+// The status is written before the ReplicaProfile. When the profile write is lost (the manager is
+// killed between the two, or the write fails) and the retry comes after changeIntervalSeconds,
+// the plan must start from the profile in effect: one batch from it, not the batch after the one
+// the status records (which moved 4 pods instead of 2 at 25 % of 8).
+func TestLostProfileWriteMovesOneBatch(t *testing.T) {
+	cases := []struct {
+		name       string
+		from, to   int32
+		behavior   func(pct int32) (up, down v1alpha1.ScalingBehavior)
+		wantFirst  Counts
+		wantLate   Counts
+		wantSecond Counts
+	}{{
+		name: "scale-down in Cutoff", from: 8, to: 0,
+		behavior: func(pct int32) (v1alpha1.ScalingBehavior, v1alpha1.ScalingBehavior) {
+			return v1alpha1.ScalingBehavior{}, grayDown(v1alpha1.PodStateCutoff, 30, pct, 0)
+		},
+		wantFirst: Counts{6, 2, 0}, wantLate: Counts{6, 2, 0}, wantSecond: Counts{4, 4, 0},
+	}, {
+		name: "scale-down in Standby", from: 8, to: 0,
+		behavior: func(pct int32) (v1alpha1.ScalingBehavior, v1alpha1.ScalingBehavior) {
+			return v1alpha1.ScalingBehavior{}, grayDown(v1alpha1.PodStateStandby, 30, pct, 0)
+		},
+		wantFirst: Counts{6, 0, 2}, wantLate: Counts{6, 0, 2}, wantSecond: Counts{4, 0, 4},
+	}, {
+		name: "scale-up", from: 0, to: 8,
+		behavior: func(pct int32) (v1alpha1.ScalingBehavior, v1alpha1.ScalingBehavior) {
+			return grayUp(30, pct, 0), v1alpha1.ScalingBehavior{}
+		},
+		wantFirst: Counts{2, 0, 0}, wantLate: Counts{2, 0, 0}, wantSecond: Counts{4, 0, 0},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			up, down := tc.behavior(25)
+			sm := &sim{t: t, spec: newSpec(0, 100, up, down)}
+			sm.run(-time.Hour, val(tc.from))
+			inEffect := *sm.profile
+			if p := sm.run(0, val(tc.to)); p.Target != tc.wantFirst {
+				t.Fatalf("first batch %+v, want %+v", p.Target, tc.wantFirst)
+			}
+			sm.profile = &inEffect // the profile write was lost
+			late := sm.run(31*s, val(tc.to))
+			if late.Target != tc.wantLate {
+				t.Fatalf("retry after the interval planned %+v from the profile %+v, want %+v (%s)", late.Target, inEffect, tc.wantLate, late.Reason)
+			}
+			if late.RequeueAfter != 30*s {
+				t.Errorf("the re-applied batch requeues after %v, want a full interval", late.RequeueAfter)
+			}
+			// The next batch waits a full interval from the re-applied one.
+			if p := sm.run(31*s+29*s, val(tc.to)); p.Target != tc.wantLate {
+				t.Errorf("before the interval: %+v, want %+v", p.Target, tc.wantLate)
+			}
+			if p := sm.run(61*s, val(tc.to)); p.Target != tc.wantSecond {
+				t.Errorf("second batch %+v, want %+v (%s)", p.Target, tc.wantSecond, p.Reason)
+			}
+		})
+	}
+}
+
+// Whatever writes are lost and however late the retries come, no plan moves more than one batch
+// of online pods away from the ReplicaProfile in effect, a scale-down never asks for fewer pods
+// than the target plus the pods still online, and the change still completes.
+func TestOneBatchFromTheProfileInEffect(t *testing.T) {
+	for _, from := range []int32{1, 3, 8, 20} {
+		for _, to := range []int32{0, 2, 8, 25} {
+			if from == to {
+				continue
+			}
+			for _, pct := range []int32{10, 25, 50, 100} {
+				for _, state := range []v1alpha1.PodState{v1alpha1.PodStateCutoff, v1alpha1.PodStateStandby, v1alpha1.PodStateDeleted} {
+					for seed := int64(1); seed <= 3; seed++ {
+						name := fmt.Sprintf("%d→%d %d%% %s seed %d", from, to, pct, state, seed)
+						checkLossyBatches(t, name, from, to, pct, state, seed)
+					}
+				}
+			}
+		}
+	}
+}
+
+func checkLossyBatches(t *testing.T, name string, from, to, pct int32, state v1alpha1.PodState, seed int64) {
+	spec := newSpec(0, 1000, grayUp(10, pct, 5), grayDown(state, 10, pct, 5))
+	sm := &sim{t: t, spec: spec}
+	sm.run(-time.Hour, val(from))
+	bound := BatchSize(abs(to-from), pct)
+	rng := rand.New(rand.NewSource(seed))
+	at := time.Duration(0)
+	for i := 0; i < 500; i++ {
+		inEffect := *sm.profile
+		p := sm.run(at, val(to))
+		if d := abs(p.Target.Online - inEffect.Online); d > bound {
+			t.Fatalf("%s: reconcile %d moved %d online pods from the profile in effect (%+v → %+v), bound %d", name, i, d, inEffect, p.Target, bound)
+		}
+		if p.Target.Online < min(from, to) || p.Target.Online > max(from, to) {
+			t.Fatalf("%s: online %d outside [%d, %d]", name, p.Target.Online, min(from, to), max(from, to))
+		}
+		if p.RequeueAfter == 0 && p.Target == (Counts{Online: to}) {
+			return
+		}
+		// One write in three is lost, and one retry in two comes late (after the interval).
+		if rng.Intn(3) == 0 {
+			sm.profile = &inEffect
+		}
+		wait := p.RequeueAfter
+		if wait == 0 || rng.Intn(2) == 0 {
+			wait += time.Duration(rng.Intn(25)) * s
+		}
+		at += max(wait, time.Second)
+	}
+	t.Fatalf("%s: did not finish", name)
 }

@@ -5,8 +5,13 @@
 // The controller keeps no state in memory. Cron windows and expiries are re-evaluated at the
 // instants package portrait reports (a timed requeue instead of in-process cron tasks), Dynamic
 // providers' HorizontalPortraits are found by owner and name, and gray progress is in the status.
-// The status is written before the ReplicaProfile it describes, so a manager stopped between the
-// two writes resumes with a plan that never moves more pods than the recorded progress allows.
+// The status is written before the ReplicaProfile it describes, and every plan starts from the
+// ReplicaProfile in effect (package gray), so a manager stopped between the two writes, or a lost
+// profile write, never makes a step move more than one batch.
+//
+// A provider that fails (a portrait it cannot read, a spec admitted while the validating webhook
+// was down) is left out of the merge and named in the ProvidersHealthy condition and an event; the
+// other providers still decide.
 package ihpa
 
 import (
@@ -125,30 +130,24 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, r.pause(ctx, ihpa, original)
 	}
 
-	data, err := r.syncPortraits(ctx, ihpa)
-	if err != nil {
-		return ctrl.Result{}, r.fail(ctx, ihpa, original, ReasonFailedFetchPortrait, fmt.Errorf("failed to update and fetch portrait value: %w", err))
-	}
-	candidates := make([]portrait.Candidate, 0, len(ihpa.Spec.PortraitProviders))
-	for i := range ihpa.Spec.PortraitProviders {
-		p := &ihpa.Spec.PortraitProviders[i]
-		var d *v1alpha1.HorizontalPortraitData
-		if p.Type == v1alpha1.DynamicHorizontalPortraitProviderType {
-			d = data[portraitName(ihpa.Name, p)]
-		}
-		ev, err := portrait.Evaluate(p, d, now)
-		if err != nil {
-			return ctrl.Result{}, r.fail(ctx, ihpa, original, ReasonFailedFetchPortrait, fmt.Errorf("failed to update and fetch portrait value: %w", err))
-		}
-		candidates = append(candidates, portrait.Candidate{Priority: p.Priority, Evaluation: ev})
-	}
+	// A broken provider is left out of the merge instead of failing the reconcile, so that the
+	// others (a Static fallback in particular) still apply; it is retried soon.
+	candidates, broken := r.evaluateProviders(ctx, ihpa, now)
+	brokenMsg := r.reportProviders(ihpa, broken)
 	merged := portrait.Merge(candidates, now)
 	requeue := until(merged.NextChange, now)
+	if len(broken) > 0 && (requeue == 0 || requeue > providerRetryInterval) {
+		requeue = providerRetryInterval
+	}
 	if merged.Value == nil {
 		// The workload keeps its replicas; the next window, expiry or portrait wakes us up.
-		r.Recorder.Eventf(ihpa, nil, corev1.EventTypeWarning, ReasonNoValidPortraitValue, "FetchPortrait", "%s", merged.Message)
-		setCondition(ihpa, v1alpha1.ScalingActive, metav1.ConditionFalse, ReasonNoValidPortraitValue, merged.Message)
-		log.V(1).Info("no valid portrait value", "message", merged.Message, "requeueAfter", requeue)
+		if brokenMsg != "" {
+			setCondition(ihpa, v1alpha1.ScalingActive, metav1.ConditionFalse, ReasonFailedFetchPortrait, brokenMsg)
+		} else {
+			r.Recorder.Eventf(ihpa, nil, corev1.EventTypeWarning, ReasonNoValidPortraitValue, "FetchPortrait", "%s", merged.Message)
+			setCondition(ihpa, v1alpha1.ScalingActive, metav1.ConditionFalse, ReasonNoValidPortraitValue, merged.Message)
+		}
+		log.V(1).Info("no valid portrait value", "message", merged.Message, "broken", broken, "requeueAfter", requeue)
 		return ctrl.Result{RequeueAfter: requeue}, r.updateStatus(ctx, ihpa, original)
 	}
 

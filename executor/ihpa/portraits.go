@@ -15,17 +15,22 @@ import (
 
 // syncPortraits makes the HorizontalPortraits of the Dynamic providers match the spec (creating,
 // updating, and deleting those of removed providers, which Kapacity only did while the manager
-// remembered them) and returns their data by name.
-func (r *Reconciler) syncPortraits(ctx context.Context, ihpa *v1alpha1.IntelligentHorizontalPodAutoscaler) (map[string]*v1alpha1.HorizontalPortraitData, error) {
+// remembered them) and returns their data by name. A provider whose portrait cannot be synced gets
+// an error by its index and the others are synced all the same; failing to delete the portraits of
+// removed providers affects no value, so it is only reported (an event) and tried again at the next
+// reconcile.
+func (r *Reconciler) syncPortraits(ctx context.Context, ihpa *v1alpha1.IntelligentHorizontalPodAutoscaler) (map[string]*v1alpha1.HorizontalPortraitData, map[int]error) {
 	data := map[string]*v1alpha1.HorizontalPortraitData{}
 	wanted := map[string]bool{}
+	errs := map[int]error{}
 	for i := range ihpa.Spec.PortraitProviders {
 		p := &ihpa.Spec.PortraitProviders[i]
 		if p.Type != v1alpha1.DynamicHorizontalPortraitProviderType {
 			continue
 		}
 		if p.Dynamic == nil {
-			return nil, fmt.Errorf("provider %d of type %s has no dynamic block", i, p.Type)
+			errs[i] = fmt.Errorf("provider of type %s has no dynamic block", p.Type)
+			continue
 		}
 		name := portraitName(ihpa.Name, p)
 		wanted[name] = true
@@ -36,18 +41,22 @@ func (r *Reconciler) syncPortraits(ctx context.Context, ihpa *v1alpha1.Intellige
 		case apierrors.IsNotFound(err):
 			hp = &v1alpha1.HorizontalPortrait{ObjectMeta: metav1.ObjectMeta{Namespace: ihpa.Namespace, Name: name}, Spec: spec}
 			if err := controllerutil.SetControllerReference(ihpa, hp, r.Client.Scheme()); err != nil {
-				return nil, fmt.Errorf("creating HorizontalPortrait %s: %w", name, err)
+				errs[i] = fmt.Errorf("creating HorizontalPortrait %s: %w", name, err)
+				continue
 			}
 			if err := r.Client.Create(ctx, hp); err != nil {
-				return nil, fmt.Errorf("creating HorizontalPortrait %s: %w", name, err)
+				errs[i] = fmt.Errorf("creating HorizontalPortrait %s: %w", name, err)
+				continue
 			}
 			data[name] = nil
 			continue
 		case err != nil:
-			return nil, fmt.Errorf("getting HorizontalPortrait %s: %w", name, err)
+			errs[i] = fmt.Errorf("getting HorizontalPortrait %s: %w", name, err)
+			continue
 		}
 		if !metav1.IsControlledBy(hp, ihpa) {
-			return nil, fmt.Errorf("HorizontalPortrait %s exists and is not controlled by this autoscaler", name)
+			errs[i] = fmt.Errorf("HorizontalPortrait %s exists and is not controlled by this autoscaler", name)
+			continue
 		}
 		// Compare with the server's defaults applied, so that defaulted fields do not cause a
 		// patch on every reconcile.
@@ -59,7 +68,8 @@ func (r *Reconciler) syncPortraits(ctx context.Context, ihpa *v1alpha1.Intellige
 			patched := hp.DeepCopy()
 			patched.Spec = spec
 			if err := r.Client.Patch(ctx, patched, client.MergeFrom(hp)); err != nil {
-				return nil, fmt.Errorf("updating HorizontalPortrait %s: %w", name, err)
+				errs[i] = fmt.Errorf("updating HorizontalPortrait %s: %w", name, err)
+				continue
 			}
 		}
 		data[name] = hp.Status.PortraitData
@@ -67,7 +77,8 @@ func (r *Reconciler) syncPortraits(ctx context.Context, ihpa *v1alpha1.Intellige
 
 	var list v1alpha1.HorizontalPortraitList
 	if err := r.Client.List(ctx, &list, client.InNamespace(ihpa.Namespace)); err != nil {
-		return nil, fmt.Errorf("listing HorizontalPortraits: %w", err)
+		r.reportCleanup(ctx, ihpa, fmt.Errorf("listing HorizontalPortraits: %w", err))
+		return data, errs
 	}
 	for i := range list.Items {
 		hp := &list.Items[i]
@@ -75,8 +86,8 @@ func (r *Reconciler) syncPortraits(ctx context.Context, ihpa *v1alpha1.Intellige
 			continue
 		}
 		if err := r.Client.Delete(ctx, hp); err != nil && !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("deleting HorizontalPortrait %s of a removed provider: %w", hp.Name, err)
+			r.reportCleanup(ctx, ihpa, fmt.Errorf("deleting HorizontalPortrait %s of a removed provider: %w", hp.Name, err))
 		}
 	}
-	return data, nil
+	return data, errs
 }

@@ -46,6 +46,9 @@ type Options struct {
 	SecretNamespace, SecretName string
 	// ConfigurationName is the MutatingWebhookConfiguration whose caBundle is kept current.
 	ConfigurationName string
+	// ValidatingConfigurationName is the ValidatingWebhookConfiguration (of Kapacity's resources)
+	// whose caBundle is kept current.
+	ValidatingConfigurationName string
 	// DNSNames and IPs are the serving certificate's subject alternative names.
 	DNSNames []string
 	IPs      []string
@@ -67,6 +70,8 @@ func DefaultOptions() Options {
 		DNSNames:          []string{"kapacity-webhook", "kapacity-webhook.kapacity-system", "kapacity-webhook.kapacity-system.svc", "kapacity-webhook.kapacity-system.svc.cluster.local"},
 		Validity:          365 * 24 * time.Hour,
 		CheckInterval:     time.Hour,
+
+		ValidatingConfigurationName: "kapacity-validating-webhook",
 	}
 }
 
@@ -79,6 +84,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.SecretNamespace, "webhook-cert-secret-namespace", o.SecretNamespace, "namespace of the self-signed certificate Secret")
 	fs.StringVar(&o.SecretName, "webhook-cert-secret-name", o.SecretName, "name of the self-signed certificate Secret")
 	fs.StringVar(&o.ConfigurationName, "webhook-configuration-name", o.ConfigurationName, "MutatingWebhookConfiguration whose caBundle the self-signed mode keeps current")
+	fs.StringVar(&o.ValidatingConfigurationName, "webhook-validating-configuration-name", o.ValidatingConfigurationName, "ValidatingWebhookConfiguration whose caBundle the self-signed mode keeps current")
 	fs.StringSliceVar(&o.DNSNames, "webhook-cert-dns-names", o.DNSNames, "DNS names of the self-signed serving certificate")
 	fs.StringSliceVar(&o.IPs, "webhook-cert-ips", o.IPs, "IP addresses of the self-signed serving certificate")
 	fs.DurationVar(&o.Validity, "webhook-cert-validity", o.Validity, "lifetime of the self-signed serving certificate (renewed with a third left)")
@@ -223,7 +229,10 @@ func (r *Rotator) Sync(ctx context.Context, now time.Time) error {
 	if err := writeIfChanged(filepath.Join(o.CertDir, CertKey), bundle.Cert); err != nil {
 		return err
 	}
-	return r.publishCABundle(ctx, bundle.CABundle)
+	if err := r.publishCABundle(ctx, bundle.CABundle); err != nil {
+		return err
+	}
+	return r.publishValidatingCABundle(ctx, bundle.CABundle)
 }
 
 func (r *Rotator) publishCABundle(ctx context.Context, caBundle []byte) error {

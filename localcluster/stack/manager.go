@@ -31,6 +31,10 @@ import (
 // WebhookConfigurationName is the MutatingWebhookConfiguration InstallManager registers.
 const WebhookConfigurationName = "kapacity-pod-webhook-e2e"
 
+// ValidatingWebhookConfigurationName is the ValidatingWebhookConfiguration of Kapacity's resources
+// that StartManager registers.
+const ValidatingWebhookConfigurationName = "kapacity-validating-webhook-e2e"
+
 // Manager is `kapacity manager` running in this process against a test bed. Stop and Start
 // simulate a crash and a restart: nothing survives in memory between the two.
 type Manager struct {
@@ -47,8 +51,8 @@ type Manager struct {
 	err    error
 }
 
-// StartManager installs the CRDs and the pod webhook's configuration (served on 127.0.0.1 with
-// the manager's self-signed certificate) and starts the manager.
+// StartManager installs the CRDs and the configurations of the pod webhook and of the validating
+// webhook (served on 127.0.0.1 with the manager's self-signed certificate) and starts the manager.
 func StartManager(ctx context.Context, bed *localcluster.Cluster) (_ *Manager, err error) {
 	if err := InstallCRDs(ctx, bed); err != nil {
 		return nil, err
@@ -75,13 +79,17 @@ func StartManager(ctx context.Context, bed *localcluster.Cluster) (_ *Manager, e
 	if err := installAlgorithmJobRole(ctx, bed); err != nil {
 		return nil, err
 	}
+	if err := m.installValidatingWebhook(ctx); err != nil {
+		return nil, err
+	}
 	if err := m.Start(); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-// Start starts the manager (again) and returns once its pod webhook listens.
+// Start starts the manager (again) and waits until its webhooks answer: the autoscalers'
+// validating webhook fails closed, so writes would be refused before.
 func (m *Manager) Start() error {
 	if m.cancel != nil {
 		return errors.New("the manager is already running")
@@ -89,7 +97,17 @@ func (m *Manager) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel, m.done, m.err = cancel, make(chan struct{}), nil
 	cmd := manager.NewCommand()
-	cmd.SetArgs([]string{
+	cmd.SetArgs(m.args())
+	go func() {
+		defer close(m.done)
+		m.err = cmd.ExecuteContext(ctx)
+	}()
+	return m.waitForWebhooks(m.Err)
+}
+
+// args are the manager's flags, the same in this process and in a child process.
+func (m *Manager) args() []string {
+	return []string{
 		"--kubeconfig=" + m.bed.Kubeconfig,
 		"--metrics-bind-address=" + m.MetricsAddr,
 		"--health-probe-bind-address=127.0.0.1:0",
@@ -99,25 +117,19 @@ func (m *Manager) Start() error {
 		"--webhook-cert-secret-namespace=" + Namespace,
 		"--webhook-cert-secret-name=kapacity-webhook-cert",
 		"--webhook-configuration-name=" + WebhookConfigurationName,
+		"--webhook-validating-configuration-name=" + ValidatingWebhookConfigurationName,
 		"--webhook-cert-dns-names=localhost",
 		"--webhook-cert-ips=127.0.0.1",
 		"--reconcile-concurrency=4",
-	})
-	go func() {
-		defer close(m.done)
-		m.err = cmd.ExecuteContext(ctx)
-	}()
-	return m.waitWebhook(time.Minute)
+	}
 }
 
-// waitWebhook returns once the pod webhook accepts connections. The webhook fails open, so a
-// labelled pod created before it listens would silently lack the readiness gate; the
-// certificate and caBundle are in place before the server starts.
-func (m *Manager) waitWebhook(timeout time.Duration) error {
+// waitForWebhooks waits until the webhook port accepts connections, or stopped reports an error.
+func (m *Manager) waitForWebhooks(stopped func() error) error {
+	deadline := time.Now().Add(time.Minute)
 	addr := fmt.Sprintf("127.0.0.1:%d", m.port)
-	deadline := time.Now().Add(timeout)
 	for {
-		if err := m.Err(); err != nil {
+		if err := stopped(); err != nil {
 			return err
 		}
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
@@ -125,9 +137,9 @@ func (m *Manager) waitWebhook(timeout time.Duration) error {
 			return conn.Close()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the pod webhook is not listening on %s after %s: %w", addr, timeout, err)
+			return fmt.Errorf("the manager's webhooks on %s do not answer within a minute: %w", addr, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -225,6 +237,23 @@ func installAlgorithmJobRole(ctx context.Context, bed *localcluster.Cluster) err
 	}
 	if err != nil {
 		return fmt.Errorf("installing ClusterRole %s: %w", role.Name, err)
+	}
+	return nil
+}
+
+// installValidatingWebhook registers the validating webhook of Kapacity's resources at the
+// manager's loopback port, with the webhooks and failure policies of deploy/manager/webhook.yaml;
+// the manager fills in the caBundle.
+func (m *Manager) installValidatingWebhook(ctx context.Context) error {
+	url := fmt.Sprintf("https://127.0.0.1:%d%s", m.port, webhook.ValidatePath)
+	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: ValidatingWebhookConfigurationName},
+		Webhooks:   webhook.ValidatingWebhooks(admissionregistrationv1.WebhookClientConfig{URL: &url}),
+	}
+	hooks := m.bed.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	_ = hooks.Delete(ctx, ValidatingWebhookConfigurationName, metav1.DeleteOptions{})
+	if _, err := hooks.Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("registering the validating webhook: %w", err)
 	}
 	return nil
 }

@@ -49,6 +49,7 @@ type MetricSpec struct {
 	// by name (the predictive algorithm's traffic metrics) need it; it must be unique within the list
 	// when set.
 	// +optional
+	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name,omitempty"`
 
 	// Operator turns the metric into the rule "<actual> <operator> <target>". Only stability checkers
@@ -89,16 +90,19 @@ const (
 type ReplicaCron struct {
 	// Name identifies the rule in events and errors. It must be unique within its list.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 
 	// Description is free text for people.
 	// +optional
+	// +kubebuilder:validation:MaxLength=1024
 	Description string `json:"description,omitempty"`
 
 	// TimeZone is the IANA time zone (for example "Asia/Shanghai") in which Start and End are
 	// evaluated. A "CRON_TZ=" prefix inside Start or End overrides it for that expression.
 	// +optional
 	// +kubebuilder:default=UTC
+	// +kubebuilder:validation:MaxLength=64
 	TimeZone string `json:"timeZone,omitempty"`
 
 	// Start is a standard five-field cron expression (minute hour day-of-month month day-of-week),

@@ -1,7 +1,9 @@
 package v1alpha1
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -23,23 +25,71 @@ type CronWindow struct {
 }
 
 // ParseCronWindow parses the time zone and the start and end expressions of a cron rule the way
-// Kapacity does: time.LoadLocation for the zone (empty means UTC) and cron.ParseStandard for the
-// expressions, which also accepts descriptors such as "@daily" and a "CRON_TZ=" prefix.
+// Kapacity does: an IANA zone for the rule (empty means UTC) and standard cron expressions, which
+// also accept descriptors such as "@daily" and a "CRON_TZ=" prefix. It is the only parser of cron
+// rules: validation, the controllers and the adapter's predicted replicas all go through it, so
+// they accept and refuse the same input.
 func ParseCronWindow(c ReplicaCron) (CronWindow, error) {
-	loc, err := time.LoadLocation(c.TimeZone)
+	loc, err := LoadTimeZone(c.TimeZone)
 	if err != nil {
 		return CronWindow{}, fmt.Errorf("time zone %q: %w", c.TimeZone, err)
 	}
-	start, err := cron.ParseStandard(c.Start)
+	start, err := ParseCronExpression(c.Start)
 	if err != nil {
 		return CronWindow{}, fmt.Errorf("start %q: %w", c.Start, err)
 	}
-	end, err := cron.ParseStandard(c.End)
+	end, err := ParseCronExpression(c.End)
 	if err != nil {
 		return CronWindow{}, fmt.Errorf("end %q: %w", c.End, err)
 	}
 	return CronWindow{Start: start, End: end, Location: loc}, nil
 }
+
+// LoadTimeZone loads an IANA time zone; empty means UTC. "Local", which time.LoadLocation accepts
+// as the host's zone, is refused: a rule must fire at the same instant in the manager's container,
+// in the adapter and in a CLI on a laptop.
+func LoadTimeZone(name string) (*time.Location, error) {
+	if name == "Local" {
+		return nil, errors.New(`"Local" is the zone of the host, which differs between components: name an IANA zone such as UTC or Asia/Shanghai`)
+	}
+	return time.LoadLocation(name)
+}
+
+// Time zone prefixes robfig/cron reads at the start of an expression.
+var cronTimeZonePrefixes = []string{"CRON_TZ=", "TZ="}
+
+// ParseCronExpression parses one standard cron expression or descriptor, with an optional
+// "CRON_TZ=<zone> " prefix.
+//
+// robfig/cron v3.0.1 reads the prefix's zone up to the first space and panics when there is none
+// ("TZ=UTC", "CRON_TZ=UTC\t0\t8\t*\t*\t*"); that input is refused here first. Any other panic
+// of the parser is turned into an error as well, so that no user input can crash a component.
+func ParseCronExpression(expr string) (_ cron.Schedule, err error) {
+	for _, prefix := range cronTimeZonePrefixes {
+		rest, ok := strings.CutPrefix(expr, prefix)
+		if !ok {
+			continue
+		}
+		zone, _, ok := strings.Cut(rest, " ")
+		if !ok {
+			return nil, fmt.Errorf("the time zone prefix must be followed by a space and a cron expression, for example %q", prefix+"Asia/Tokyo 0 8 * * *")
+		}
+		if _, err := LoadTimeZone(zone); err != nil {
+			return nil, fmt.Errorf("time zone prefix %q: %w", zone, err)
+		}
+		break
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errCronParserPanic, r)
+		}
+	}()
+	return cron.ParseStandard(expr)
+}
+
+// errCronParserPanic marks a panic of the cron parser turned into an error; the fuzz test fails on
+// it, since it means an input the checks above should have refused.
+var errCronParserPanic = errors.New("the cron parser failed on this input")
 
 // Active tells whether the window is open at t, and when it closes if so. The window is open when the
 // next End comes strictly before the next Start: the last event was a Start. This is Kapacity's rule,

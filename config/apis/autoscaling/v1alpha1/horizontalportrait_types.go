@@ -48,15 +48,18 @@ type PortraitSpec struct {
 	// Predictive (traffic forecasting), Burst, or a type of an external generator. It becomes part of
 	// the HorizontalPortrait's name, so it must be a DNS label apart from case.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
 	PortraitType PortraitType `json:"portraitType"`
 
 	// ExternalGeneratorName, when set, hands the portrait to the external controller of that name:
 	// Kapacity's generators then leave the object alone.
 	// +optional
+	// +kubebuilder:validation:MaxLength=253
 	ExternalGeneratorName string `json:"externalGeneratorName,omitempty"`
 
 	// Metrics are the inputs of the algorithm. Names, when set, must be unique.
 	// +optional
+	// +kubebuilder:validation:MaxItems=32
 	Metrics []MetricSpec `json:"metrics,omitempty"`
 
 	// Algorithm is the algorithm that generates the portrait.
@@ -124,6 +127,7 @@ type KubeHPAPortraitAlgorithm struct {
 	// decimal string (for example "0.1").
 	// +optional
 	// +kubebuilder:default="0.1"
+	// +kubebuilder:validation:MaxLength=32
 	Tolerance string `json:"tolerance,omitempty"`
 
 	// CPUInitializationPeriod is the time after a pod starts during which its CPU samples may be
@@ -276,14 +280,19 @@ type StaticHorizontalPortraitData struct {
 type CronHorizontalPortraitData struct {
 	// Crons are the windows.
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
 	Crons []ReplicaCron `json:"crons"`
 }
 
 // TimeSeriesHorizontalPortraitData is a replica count over time.
+//
+// +kubebuilder:validation:XValidation:rule="self.timeSeries.map(p, p.timestamp).isSorted()",message="timeSeries must be sorted by timestamp: sort the points by time and merge duplicates",fieldPath=".timeSeries",reason="FieldValueInvalid"
 type TimeSeriesHorizontalPortraitData struct {
 	// TimeSeries are the points, in strictly increasing time order. Each point holds from its
-	// timestamp until the next point; the last one holds until the data expires.
+	// timestamp until the next point; the last one holds until the data expires. A week of
+	// points a minute apart fits.
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=10080
 	TimeSeries []ReplicaTimeSeriesPoint `json:"timeSeries"`
 }
 

@@ -40,9 +40,12 @@ type IntelligentHorizontalPodAutoscaler struct {
 // IntelligentHorizontalPodAutoscalerSpec is the desired behaviour of an IntelligentHorizontalPodAutoscaler.
 //
 // +kubebuilder:validation:XValidation:rule="self.minReplicas <= self.maxReplicas",message="maxReplicas must be greater than or equal to minReplicas: raise spec.maxReplicas or lower spec.minReplicas",fieldPath=".maxReplicas",reason="FieldValueInvalid"
+// +kubebuilder:validation:XValidation:rule="self.portraitProviders.map(p, has(p.cron) ? size(p.cron.crons) : 0).sum() <= 64",message="the Cron providers may hold at most 64 cron rules in all: merge windows or split the autoscaler",fieldPath=".portraitProviders",reason="FieldValueInvalid"
 type IntelligentHorizontalPodAutoscalerSpec struct {
 	// ScaleTargetRef is the workload to scale. It must expose the /scale subresource; pod states are
-	// managed for apps/v1 ReplicaSet, Deployment and StatefulSet.
+	// managed for apps/v1 ReplicaSet, Deployment and StatefulSet. It cannot be changed (the
+	// ReplicaProfile's cannot): to scale another workload, create another autoscaler.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="scaleTargetRef is immutable: delete the autoscaler and create one for the new workload",reason="FieldValueForbidden"
 	ScaleTargetRef autoscalingv2.CrossVersionObjectReference `json:"scaleTargetRef"`
 
 	// Paused stops autoscaling: no new portrait value is applied and the ReplicaProfile is paused too.
@@ -68,6 +71,7 @@ type IntelligentHorizontalPodAutoscalerSpec struct {
 	// PortraitProviders produce the candidate portrait values. At any time the valid value with the
 	// highest priority wins; on equal priority the one with more replicas wins.
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
 	PortraitProviders []HorizontalPortraitProvider `json:"portraitProviders"`
 
 	// Behavior configures scaling in each direction and the ReplicaProfile that carries it out.
@@ -78,6 +82,7 @@ type IntelligentHorizontalPodAutoscalerSpec struct {
 	// detect an anomaly. Checkers listed in a gray strategy apply in addition during that strategy's
 	// gray changes.
 	// +optional
+	// +kubebuilder:validation:MaxItems=16
 	StabilityCheckers []StabilityChecker `json:"stabilityCheckers,omitempty"`
 }
 
@@ -147,6 +152,7 @@ type StaticHorizontalPortraitProvider struct {
 type CronHorizontalPortraitProvider struct {
 	// Crons are the windows. Outside all of them the provider has no value.
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
 	Crons []ReplicaCron `json:"crons"`
 }
 
@@ -213,6 +219,7 @@ type GrayStrategy struct {
 	// StabilityCheckers watch the gray changes of this direction only, in addition to the
 	// autoscaler's spec.stabilityCheckers. (An addition to Kapacity's API.)
 	// +optional
+	// +kubebuilder:validation:MaxItems=16
 	StabilityCheckers []StabilityChecker `json:"stabilityCheckers,omitempty"`
 }
 
@@ -272,16 +279,20 @@ type MetricsStabilityChecker struct {
 	// Metrics are the rules. Each reads "<actual> <operator> <target>" and reports an anomaly when it
 	// holds; an empty operator means ">". Any rule holding is an anomaly.
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
 	Metrics []MetricSpec `json:"metrics"`
 }
 
 // ExternalStabilityChecker names a checker implemented outside Kapacity.
 type ExternalStabilityChecker struct {
 	// Name identifies the checker. It must be unique among the external checkers of the autoscaler.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 
 	// Config is passed to the checker as is.
 	// +optional
+	// +kubebuilder:validation:MaxProperties=64
 	Config map[string]string `json:"config,omitempty"`
 }
 

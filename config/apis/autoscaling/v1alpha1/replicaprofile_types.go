@@ -138,10 +138,13 @@ const (
 // ExternalPodSorter names an external pod sorter.
 type ExternalPodSorter struct {
 	// Name identifies the sorter.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 
 	// Config is passed to the sorter as is.
 	// +optional
+	// +kubebuilder:validation:MaxProperties=64
 	Config map[string]string `json:"config,omitempty"`
 }
 
@@ -175,10 +178,13 @@ const (
 // ExternalPodTrafficController names an external pod traffic controller.
 type ExternalPodTrafficController struct {
 	// Name identifies the controller.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 
 	// Config is passed to the controller as is.
 	// +optional
+	// +kubebuilder:validation:MaxProperties=64
 	Config map[string]string `json:"config,omitempty"`
 }
 

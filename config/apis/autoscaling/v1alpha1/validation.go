@@ -6,9 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/robfig/cron/v3"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -28,26 +26,12 @@ import (
 //     (Kapacity failed every reconcile with "found overlapping cron" while both were active);
 //   - cron rule names and dynamic portrait types are unique (documented, not enforced);
 //   - time series points are in increasing time order (documented as MUST, not enforced);
-//   - a ReplicaProfile's scaleTargetRef cannot change (Kapacity kept scaling the old workload).
+//   - a ReplicaProfile's or an autoscaler's scaleTargetRef cannot change (Kapacity kept scaling the
+//     old workload);
+//   - lists, maps and strings are bounded (limits.go), which also bounds the time the cron checks
+//     take in the validating webhook.
 //
 // Validate expects defaulted objects but also accepts an empty value wherever a default exists.
-
-const (
-	// The overlap check walks every cron of a priority over one year from a fixed reference instant, so
-	// that yearly, monthly and weekly windows are all seen and the result never depends on the day
-	// the check runs. A leap year is used so that 29 February occurs.
-	cronCheckHorizon = 366 * 24 * time.Hour
-	// Dense schedules (every minute) would need hundreds of thousands of events for a year; the walk
-	// stops after this many events per cron, and the check then covers the shortest span walked.
-	cronCheckMaxEvents = 4000
-
-	// maxCronExpressionLength matches the MaxLength marker of ReplicaCron.Start and End.
-	maxCronExpressionLength = 256
-)
-
-func cronCheckReference() time.Time {
-	return time.Date(2024, time.January, 1, 0, 0, 0, 0, time.UTC)
-}
 
 // Validate checks the whole object. Call Default first.
 func (a *IntelligentHorizontalPodAutoscaler) Validate() field.ErrorList {
@@ -76,10 +60,24 @@ func (s *IntelligentHorizontalPodAutoscalerSpec) Validate() field.ErrorList {
 	return errs
 }
 
+// ValidateUpdate checks an update of the object: the new object must be valid and keep its target.
+func (a *IntelligentHorizontalPodAutoscaler) ValidateUpdate(old *IntelligentHorizontalPodAutoscaler) field.ErrorList {
+	errs := a.Validate()
+	if a.Spec.ScaleTargetRef != old.Spec.ScaleTargetRef {
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "scaleTargetRef"),
+			"scaleTargetRef is immutable: delete the autoscaler and create one for the new workload"))
+	}
+	return errs
+}
+
 func validatePortraitProviders(providers []HorizontalPortraitProvider, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if len(providers) == 0 {
 		return append(errs, field.Required(path, "add at least one portrait provider, for example a Static provider of low priority as a fallback"))
+	}
+	if tooMany := append(validateMaxItems(len(providers), MaxPortraitProviders, path), validateCronTotal(providers, path)...); len(tooMany) > 0 {
+		// Checking that many rules (their windows over a year, pairwise) would take too long.
+		return append(errs, tooMany...)
 	}
 	portraitTypes := map[PortraitType]*field.Path{}
 	// Cron windows compete only with windows of the same priority: a higher priority overrides a
@@ -100,7 +98,7 @@ func validatePortraitProviders(providers []HorizontalPortraitProvider, path *fie
 				errs = append(errs, field.Required(pp.Child("cron"), "cron must be set when type is Cron: add cron.crons or change type"))
 				continue
 			}
-			refs, cronErrs := parseCrons(p.Cron.Crons, pp.Child("cron", "crons"))
+			refs, cronErrs := parseCrons(p.Cron.Crons, pp.Child("cron", "crons"), cronEventBudget(cronCount(providers)))
 			errs = append(errs, cronErrs...)
 			cronsByPriority[p.Priority] = append(cronsByPriority[p.Priority], refs...)
 		case DynamicHorizontalPortraitProviderType:
@@ -179,6 +177,9 @@ func validateGrayStrategy(g *GrayStrategy, path *field.Path) field.ErrorList {
 
 func validateStabilityCheckers(checkers []StabilityChecker, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
+	if tooMany := validateMaxItems(len(checkers), MaxStabilityCheckers, path); len(tooMany) > 0 {
+		return tooMany
+	}
 	externalNames := sets.New[string]()
 	for i := range checkers {
 		c := &checkers[i]
@@ -207,10 +208,13 @@ func validateStabilityCheckers(checkers []StabilityChecker, path *field.Path) fi
 			np := cp.Child("external", "name")
 			if c.External.Name == "" {
 				errs = append(errs, field.Required(np, "name the external checker"))
+			} else if tooLong := validateMaxLength(c.External.Name, MaxNameLength, np); len(tooLong) > 0 {
+				errs = append(errs, tooLong...)
 			} else if externalNames.Has(c.External.Name) {
 				errs = append(errs, field.Duplicate(np, c.External.Name))
 			}
 			externalNames.Insert(c.External.Name)
+			errs = append(errs, validateConfig(c.External.Config, cp.Child("external", "config"))...)
 		default:
 			errs = append(errs, field.NotSupported(cp.Child("type"), c.Type, []StabilityCheckerType{MetricsStabilityCheckerType, ExternalStabilityCheckerType}))
 		}
@@ -243,6 +247,7 @@ func (s *PortraitSpec) validate(path *field.Path) field.ErrorList {
 		errs = append(errs, field.Invalid(tp, s.PortraitType,
 			"must be a DNS label apart from case (letters, digits and '-'), because it names the HorizontalPortrait: "+strings.Join(msgs, "; ")))
 	}
+	errs = append(errs, validateMaxLength(s.ExternalGeneratorName, MaxNameLength, path.Child("externalGeneratorName"))...)
 	errs = append(errs, validateMetrics(s.Metrics, path.Child("metrics"))...)
 	errs = append(errs, validateAlgorithm(&s.Algorithm, path.Child("algorithm"))...)
 	return errs
@@ -250,11 +255,16 @@ func (s *PortraitSpec) validate(path *field.Path) field.ErrorList {
 
 func validateMetrics(metrics []MetricSpec, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
+	if tooMany := validateMaxItems(len(metrics), MaxMetrics, path); len(tooMany) > 0 {
+		return tooMany
+	}
 	names := sets.New[string]()
 	for i := range metrics {
 		m := &metrics[i]
 		mp := path.Index(i)
-		if m.Name != "" {
+		if tooLong := validateMaxLength(m.Name, MaxNameLength, mp.Child("name")); len(tooLong) > 0 {
+			errs = append(errs, tooLong...)
+		} else if m.Name != "" {
 			if names.Has(m.Name) {
 				errs = append(errs, field.Duplicate(mp.Child("name"), m.Name))
 			}
@@ -312,7 +322,9 @@ func validateAlgorithm(a *PortraitAlgorithm, path *field.Path) field.ErrorList {
 		if k.SyncPeriod.Duration < 0 {
 			errs = append(errs, field.Invalid(kp.Child("syncPeriod"), k.SyncPeriod.Duration.String(), "must be positive, for example 15s"))
 		}
-		if k.Tolerance != "" {
+		if len(k.Tolerance) > MaxToleranceLength {
+			errs = append(errs, field.TooLong(kp.Child("tolerance"), "", MaxToleranceLength))
+		} else if k.Tolerance != "" {
 			if t, err := strconv.ParseFloat(k.Tolerance, 64); err != nil || t < 0 || math.IsNaN(t) || math.IsInf(t, 0) {
 				errs = append(errs, field.Invalid(kp.Child("tolerance"), k.Tolerance, "must be a non-negative decimal number in a string, for example \"0.1\""))
 			}
@@ -352,7 +364,7 @@ func (d *HorizontalPortraitData) Validate(path *field.Path) field.ErrorList {
 		errs = append(errs, validateNonNegative(int64(d.Static.Replicas), path.Child("static", "replicas"))...)
 	}
 	if d.Cron != nil {
-		refs, cronErrs := parseCrons(d.Cron.Crons, path.Child("cron", "crons"))
+		refs, cronErrs := parseCrons(d.Cron.Crons, path.Child("cron", "crons"), cronEventBudget(len(d.Cron.Crons)))
 		errs = append(errs, cronErrs...)
 		errs = append(errs, validateCronOverlaps(refs, "of the same portrait")...)
 	}
@@ -361,6 +373,7 @@ func (d *HorizontalPortraitData) Validate(path *field.Path) field.ErrorList {
 		if len(d.TimeSeries.TimeSeries) == 0 {
 			errs = append(errs, field.Required(sp, "add at least one point"))
 		}
+		errs = append(errs, validateMaxItems(len(d.TimeSeries.TimeSeries), MaxTimeSeriesPoints, sp)...)
 		for i, p := range d.TimeSeries.TimeSeries {
 			pp := sp.Index(i)
 			errs = append(errs, validateNonNegative(p.Timestamp, pp.Child("timestamp"))...)
@@ -419,6 +432,10 @@ func validateReplicaProfileBehavior(b *ReplicaProfileBehavior, path *field.Path)
 	default:
 		errs = append(errs, field.NotSupported(sp.Child("type"), b.PodSorter.Type, []PodSorterType{WorkloadDefaultPodSorterType, ExternalPodSorterType}))
 	}
+	if e := b.PodSorter.External; e != nil {
+		errs = append(errs, validateMaxLength(e.Name, MaxNameLength, sp.Child("external", "name"))...)
+		errs = append(errs, validateConfig(e.Config, sp.Child("external", "config"))...)
+	}
 	tp := path.Child("podTrafficController")
 	switch b.PodTrafficController.Type {
 	case "", ReadinessGatePodTrafficControllerType:
@@ -431,6 +448,10 @@ func validateReplicaProfileBehavior(b *ReplicaProfileBehavior, path *field.Path)
 	default:
 		errs = append(errs, field.NotSupported(tp.Child("type"), b.PodTrafficController.Type,
 			[]PodTrafficControllerType{ReadinessGatePodTrafficControllerType, ExternalPodTrafficControllerType}))
+	}
+	if e := b.PodTrafficController.External; e != nil {
+		errs = append(errs, validateMaxLength(e.Name, MaxNameLength, tp.Child("external", "name"))...)
+		errs = append(errs, validateConfig(e.Config, tp.Child("external", "config"))...)
 	}
 	return errs
 }
@@ -458,127 +479,4 @@ func validateNonNegative(v int64, path *field.Path) field.ErrorList {
 		return field.ErrorList{field.Invalid(path, v, "must be greater than or equal to 0")}
 	}
 	return nil
-}
-
-// cronRef is a parsed cron rule with the path it was found at.
-//
-// +kubebuilder:object:generate=false
-type cronRef struct {
-	path   *field.Path
-	cron   *ReplicaCron
-	window CronWindow
-}
-
-// parseCrons checks each rule of a list on its own and returns those that parsed, for the overlap check.
-func parseCrons(crons []ReplicaCron, path *field.Path) ([]cronRef, field.ErrorList) {
-	var errs field.ErrorList
-	if len(crons) == 0 {
-		return nil, append(errs, field.Required(path, "add at least one cron rule"))
-	}
-	var refs []cronRef
-	names := map[string]int{}
-	for i := range crons {
-		c := &crons[i]
-		cp := path.Index(i)
-		if c.Name == "" {
-			errs = append(errs, field.Required(cp.Child("name"), "name the cron rule; the name appears in events and errors"))
-		} else if first, dup := names[c.Name]; dup {
-			errs = append(errs, field.Duplicate(cp.Child("name"), c.Name))
-			errs[len(errs)-1].Detail = fmt.Sprintf("already used by %s: give each rule its own name", path.Index(first))
-		} else {
-			names[c.Name] = i
-		}
-		errs = append(errs, validateNonNegative(int64(c.Replicas), cp.Child("replicas"))...)
-
-		parsed := true
-		if _, err := time.LoadLocation(c.TimeZone); err != nil {
-			parsed = false
-			errs = append(errs, field.Invalid(cp.Child("timeZone"), c.TimeZone, "must be an IANA time zone name such as UTC or Asia/Shanghai: "+err.Error()))
-		}
-		for _, e := range []struct{ name, expr string }{{"start", c.Start}, {"end", c.End}} {
-			if e.expr == "" {
-				parsed = false
-				errs = append(errs, field.Required(cp.Child(e.name), "set a standard cron expression, for example \"0 8 * * *\""))
-			} else if len(e.expr) > maxCronExpressionLength {
-				// The CRD caps the length so that its CEL rules stay within the API server's cost budget.
-				parsed = false
-				errs = append(errs, field.TooLong(cp.Child(e.name), "", maxCronExpressionLength))
-			} else if _, err := cron.ParseStandard(e.expr); err != nil {
-				parsed = false
-				errs = append(errs, field.Invalid(cp.Child(e.name), e.expr,
-					"must be a standard cron expression (minute hour day-of-month month day-of-week, for example \"0 8 * * 1-5\") or a descriptor such as @daily: "+err.Error()))
-			}
-		}
-		if !parsed {
-			continue
-		}
-		if c.Start == c.End {
-			errs = append(errs, field.Invalid(cp.Child("end"), c.End,
-				"must differ from start: a window that closes the moment it opens is never active; change end to the time the window should close"))
-			continue
-		}
-		w, err := ParseCronWindow(*c)
-		if err != nil { // unreachable after the checks above; kept so a parser change cannot panic below
-			errs = append(errs, field.Invalid(cp, c.Name, err.Error()))
-			continue
-		}
-		ref := cronRef{path: cp, cron: c, window: w}
-		if msg := ref.neverActive(); msg != "" {
-			errs = append(errs, field.Invalid(cp.Child("start"), c.Start, msg))
-			continue
-		}
-		refs = append(refs, ref)
-	}
-	return refs, errs
-}
-
-// neverActive explains why a rule's window never opens within the checked year, or returns "".
-func (r cronRef) neverActive() string {
-	ref := cronCheckReference()
-	local := ref.In(r.window.Location)
-	if r.window.Start.Next(local).IsZero() {
-		return "never fires (robfig/cron finds no matching time within five years): check the day of month and month fields"
-	}
-	if r.window.End.Next(local).IsZero() {
-		return fmt.Sprintf("the end expression %q never fires: check its day of month and month fields", r.cron.End)
-	}
-	intervals, until := r.window.activeIntervals(ref, ref.Add(cronCheckHorizon), cronCheckMaxEvents)
-	if len(intervals) == 0 && !until.Before(ref.Add(cronCheckHorizon)) {
-		return fmt.Sprintf("never opens a window with end %q: the window opens at a start only if an end follows before the next start, so make end fire between two starts", r.cron.End)
-	}
-	return ""
-}
-
-// validateCronOverlaps reports each pair of rules whose windows are open at the same time. Kapacity
-// found overlaps only while both windows were open and then failed every reconcile; here the
-// collision is reported when the object is written, with the instant it first happens.
-func validateCronOverlaps(refs []cronRef, scope string) field.ErrorList {
-	if len(refs) < 2 {
-		return nil
-	}
-	from := cronCheckReference()
-	to := from.Add(cronCheckHorizon)
-	all := make([][]timeInterval, len(refs))
-	covered := to
-	for i, r := range refs {
-		var until time.Time
-		all[i], until = r.window.activeIntervals(from, to, cronCheckMaxEvents)
-		if until.Before(covered) {
-			covered = until
-		}
-	}
-	var errs field.ErrorList
-	for j := range refs {
-		for i := 0; i < j; i++ {
-			o, found := firstOverlap(all[i], all[j])
-			if !found || !o.from.Before(covered) {
-				continue
-			}
-			a, b := refs[i], refs[j]
-			errs = append(errs, field.Invalid(b.path, b.cron.Name, fmt.Sprintf(
-				"overlaps cron %q (%s) %s: both are active from %s to %s (checked from %s); windows of equal priority must not overlap, so move a start or an end, or give one of them a different priority",
-				a.cron.Name, a.path, scope, o.from.UTC().Format(time.RFC3339), o.to.UTC().Format(time.RFC3339), from.Format(time.RFC3339))))
-		}
-	}
-	return errs
 }

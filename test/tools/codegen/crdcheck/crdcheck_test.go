@@ -10,6 +10,7 @@ package crdcheck
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -242,6 +243,39 @@ spec:
 `,
 			wantField: "spec.scaleTargetRef", wantMsg: "scaleTargetRef is immutable",
 		},
+		{
+			name: "autoscaler target change", kind: "IntelligentHorizontalPodAutoscaler",
+			old:       ihpa,
+			doc:       strings.Replace(ihpa, "name: web}\n  minReplicas", "name: api}\n  minReplicas", 1),
+			wantField: "spec.scaleTargetRef", wantMsg: "scaleTargetRef is immutable: delete the autoscaler",
+		},
+		{
+			name: "too many cron rules in all", kind: "IntelligentHorizontalPodAutoscaler",
+			doc:       ihpa + cronProviders(3, 30),
+			wantField: "spec.portraitProviders", wantMsg: "at most 64 cron rules in all",
+		},
+		{
+			name: "cron name too long", kind: "IntelligentHorizontalPodAutoscaler",
+			doc:       ihpa + "  - {type: Cron, priority: 1, cron: {crons: [{name: " + strings.Repeat("n", 254) + ", start: '0 8 * * *', end: '0 9 * * *', replicas: 1}]}}\n",
+			wantField: "spec.portraitProviders[1].cron.crons[0].name", wantMsg: "may not be more than 253 bytes",
+		},
+		{
+			name: "time series out of order", kind: "HorizontalPortrait",
+			doc: `
+apiVersion: autoscaling.kapacitystack.io/v1alpha1
+kind: HorizontalPortrait
+metadata: {name: web-predictive}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  portraitType: Predictive
+  algorithm: {type: Prophet}
+status:
+  portraitData:
+    type: TimeSeries
+    timeSeries: {timeSeries: [{timestamp: 200, replicas: 1}, {timestamp: 100, replicas: 2}]}
+`,
+			wantField: "status.portraitData.timeSeries.timeSeries", wantMsg: "timeSeries must be sorted by timestamp",
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -255,4 +289,17 @@ spec:
 			}
 		})
 	}
+}
+
+// cronProviders is YAML for n Cron providers of perProvider rules each, appended to the providers
+// of an IHPA document.
+func cronProviders(n, perProvider int) string {
+	var b strings.Builder
+	for p := 0; p < n; p++ {
+		fmt.Fprintf(&b, "  - type: Cron\n    priority: %d\n    cron:\n      crons:\n", p+1)
+		for i := 0; i < perProvider; i++ {
+			fmt.Fprintf(&b, "      - {name: c%d, start: '%d 8 * * *', end: '%d 9 * * *', replicas: 1}\n", i, i, i)
+		}
+	}
+	return b.String()
 }
