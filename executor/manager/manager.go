@@ -294,7 +294,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if hookServer != nil {
 		// GetWebhookServer adds the server to the manager's runnables.
 		mgr.GetWebhookServer().Register(webhook.Path, webhook.Handler(scheme))
-		mgr.GetWebhookServer().Register(webhook.ValidatePath, webhook.ValidationHandler(scheme))
+		mgr.GetWebhookServer().Register(webhook.ValidatePath, webhook.ValidationHandler(scheme, o.AlgorithmJobs.ServiceAccount))
 		if hookRunnable != nil {
 			if err := mgr.Add(hookRunnable); err != nil {
 				return err

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/executor/algorithmjob"
 )
 
 // ValidatePath is where the validating webhook of Kapacity's resources is served.
@@ -34,12 +35,38 @@ const (
 // cron syntax and time zones, overlapping windows, unique names, strictly increasing time series)
 // and refuses an invalid object with every error, each naming its field. Panics are recovered
 // (controller-runtime's default) into a 500, which the API server treats as the failure policy says.
-func ValidationHandler(scheme *runtime.Scheme) http.Handler {
-	return &admission.Webhook{Handler: &validator{decoder: admission.NewDecoder(scheme)}}
+//
+// ExternalJob templates are also checked as the HorizontalPortrait controller checks them before
+// it creates a CronJob (algorithmjob.ValidateJobTemplate: run as jobServiceAccount, pass Pod
+// Security "restricted", mount no Secret), so a template that would never run is refused at once.
+func ValidationHandler(scheme *runtime.Scheme, jobServiceAccount string) http.Handler {
+	return &admission.Webhook{Handler: &validator{decoder: admission.NewDecoder(scheme), jobServiceAccount: jobServiceAccount}}
 }
 
 type validator struct {
-	decoder admission.Decoder
+	decoder           admission.Decoder
+	jobServiceAccount string
+}
+
+// jobTemplates checks the ExternalJob template of a portrait spec at path.
+func (v *validator) jobTemplates(spec *v1alpha1.PortraitSpec, path *field.Path) field.ErrorList {
+	ext := spec.Algorithm.ExternalJob
+	if spec.Algorithm.Type != v1alpha1.ExternalJobPortraitAlgorithmType || ext == nil {
+		return nil
+	}
+	return algorithmjob.ValidateJobTemplate(&ext.Job, v.jobServiceAccount, path.Child("algorithm", "externalJob", "job"))
+}
+
+// ihpaJobTemplates checks the ExternalJob templates of an IHPA's Dynamic providers.
+func (v *validator) ihpaJobTemplates(obj *v1alpha1.IntelligentHorizontalPodAutoscaler) field.ErrorList {
+	var errs field.ErrorList
+	providers := field.NewPath("spec", "portraitProviders")
+	for i := range obj.Spec.PortraitProviders {
+		if d := obj.Spec.PortraitProviders[i].Dynamic; d != nil {
+			errs = append(errs, v.jobTemplates(&d.PortraitSpec, providers.Index(i).Child("dynamic"))...)
+		}
+	}
+	return errs
 }
 
 // Handle implements admission.Handler.
@@ -85,10 +112,10 @@ func (v *validator) validateIHPA(req admission.Request) (field.ErrorList, error)
 			return nil, nil
 		}
 		obj.Default()
-		return obj.ValidateUpdate(old), nil
+		return append(obj.ValidateUpdate(old), v.ihpaJobTemplates(obj)...), nil
 	}
 	obj.Default()
-	return obj.Validate(), nil
+	return append(obj.Validate(), v.ihpaJobTemplates(obj)...), nil
 }
 
 func (v *validator) validateReplicaProfile(req admission.Request) (field.ErrorList, error) {
@@ -135,7 +162,7 @@ func (v *validator) validatePortrait(req admission.Request) (field.ErrorList, er
 		// (its controller says so in the PortraitGenerated condition) and no autoscaler reads it.
 		return nil, nil
 	}
-	return obj.Spec.Validate(), nil
+	return append(obj.Spec.Validate(), v.jobTemplates(&obj.Spec.PortraitSpec, field.NewPath("spec"))...), nil
 }
 
 // decode reads the object and, on an update, the old object.

@@ -13,10 +13,13 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
@@ -31,7 +34,30 @@ func newValidator(t *testing.T) *validator {
 	if err := v1alpha1.AddToScheme(s); err != nil {
 		t.Fatal(err)
 	}
-	return &validator{decoder: admission.NewDecoder(s)}
+	return &validator{decoder: admission.NewDecoder(s), jobServiceAccount: "kapacity-algorithm-job"}
+}
+
+// predictiveProvider is a Dynamic Predictive provider whose ExternalJob template runs as sa.
+func predictiveProvider(sa string) v1alpha1.HorizontalPortraitProvider {
+	return v1alpha1.HorizontalPortraitProvider{Type: v1alpha1.DynamicHorizontalPortraitProviderType, Priority: 2,
+		Dynamic: &v1alpha1.DynamicHorizontalPortraitProvider{PortraitSpec: predictiveSpec(sa)}}
+}
+
+func predictiveSpec(sa string) v1alpha1.PortraitSpec {
+	return v1alpha1.PortraitSpec{
+		PortraitType: v1alpha1.PredictivePortraitType,
+		Metrics: []v1alpha1.MetricSpec{{MetricSpec: autoscalingv2.MetricSpec{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+			Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](50)}}}}},
+		Algorithm: v1alpha1.PortraitAlgorithm{Type: v1alpha1.ExternalJobPortraitAlgorithmType, ExternalJob: &v1alpha1.ExternalJobPortraitAlgorithm{
+			Job: v1alpha1.PortraitAlgorithmJob{Type: v1alpha1.CronJobPortraitAlgorithmJobType, CronJob: &v1alpha1.CronJobPortraitAlgorithmJob{
+				Template: v1alpha1.CronJobTemplateSpec{Spec: batchv1.CronJobSpec{Schedule: "0/30 * * * *", JobTemplate: batchv1.JobTemplateSpec{
+					Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+						ServiceAccountName: sa, RestartPolicy: corev1.RestartPolicyOnFailure,
+						Containers: []corev1.Container{{Name: "algorithm", Image: "example.com/algorithm"}},
+					}}}}}}}},
+			ResultSource: v1alpha1.PortraitAlgorithmResultSource{Type: v1alpha1.ConfigMapPortraitAlgorithmResultSourceType},
+		}},
+	}
 }
 
 func request(t *testing.T, kind string, op admissionv1.Operation, sub string, obj, old runtime.Object) admission.Request {
@@ -102,6 +128,20 @@ func TestValidationHandler(t *testing.T) {
 	}{
 		{name: "valid IHPA", req: request(t, kindIHPA, admissionv1.Create, "", ihpa(nil), nil)},
 		{
+			name: "predictive provider whose job runs as the jobs' ServiceAccount",
+			req: request(t, kindIHPA, admissionv1.Create, "", ihpa(func(s *v1alpha1.IntelligentHorizontalPodAutoscalerSpec) {
+				s.PortraitProviders = append(s.PortraitProviders, predictiveProvider("kapacity-algorithm-job"))
+			}), nil),
+		},
+		{
+			// The tenant escape: an IHPA asking its job to run as the manager.
+			name: "predictive provider whose job runs as the manager",
+			req: request(t, kindIHPA, admissionv1.Create, "", ihpa(func(s *v1alpha1.IntelligentHorizontalPodAutoscalerSpec) {
+				s.PortraitProviders = append(s.PortraitProviders, predictiveProvider("kapacity-manager"))
+			}), nil),
+			want: []string{`spec.portraitProviders[2].dynamic.algorithm.externalJob.job.cronJob.template.spec.jobTemplate.spec.template.spec.serviceAccountName: Invalid value: "kapacity-manager"`},
+		},
+		{
 			name: "cron time zone prefix without expression",
 			req: request(t, kindIHPA, admissionv1.Create, "", ihpa(func(s *v1alpha1.IntelligentHorizontalPodAutoscalerSpec) {
 				s.PortraitProviders[1].Cron.Crons[0].Start = "TZ=UTC"
@@ -155,6 +195,17 @@ func TestValidationHandler(t *testing.T) {
 				return p
 			}(), nil),
 			want: []string{"spec.algorithm.type: Required value"},
+		},
+		{
+			name: "portrait whose job mounts the node's file system",
+			req: request(t, kindPortrait, admissionv1.Create, "", func() runtime.Object {
+				p := portraitWith()
+				p.Spec.PortraitSpec = predictiveSpec("")
+				pod := &p.Spec.Algorithm.ExternalJob.Job.CronJob.Template.Spec.JobTemplate.Spec.Template.Spec
+				pod.Volumes = []corev1.Volume{{Name: "root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
+				return p
+			}(), nil),
+			want: []string{`spec.algorithm.externalJob.job.cronJob.template.spec.jobTemplate.spec.template.spec: Forbidden: violates Pod Security "restricted": restricted volume types (volume "root" uses restricted volume type "hostPath")`},
 		},
 		{name: "portrait without a spec, as in the documentation's output sample", req: request(t, kindPortrait, admissionv1.Create, "", &v1alpha1.HorizontalPortrait{
 			TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: kindPortrait}, ObjectMeta: metav1.ObjectMeta{Name: "p"},
