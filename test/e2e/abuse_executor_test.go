@@ -46,8 +46,9 @@ const (
 // TestAbuseExecutorTenantJobs (issue 11, finding 1): a tenant who may only manage IHPAs and
 // HorizontalPortraits in its namespace asks, through both, for an algorithm job running as
 // kapacity-manager, privileged, in the host's PID namespace, with the node's root mounted. No
-// CronJob, Job or pod with any of that is ever created anywhere; the portraits report the refusal
-// naming the field. The quick-start's benign template gets a CronJob in the tenant's namespace
+// CronJob, Job or pod with any of that is ever created anywhere: the validating webhook refuses
+// both, naming the field, and a portrait stored while the manager was down (its webhook fails
+// open) reports the refusal in its condition. The quick-start's benign template gets a CronJob in the tenant's namespace
 // whose pod passes Pod Security "restricted" (enforced there) and runs as
 // kapacity-algorithm-job, and that ServiceAccount's token reads its namespace's history and
 // portrait and writes its result, but reads no Secret and nothing of another namespace.
@@ -73,18 +74,30 @@ func TestAbuseExecutorTenantJobs(t *testing.T) {
 
 	hp := &v1alpha1.HorizontalPortrait{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "escape"},
 		Spec: v1alpha1.HorizontalPortraitSpec{ScaleTargetRef: sample.Spec.ScaleTargetRef, PortraitSpec: *evil.PortraitSpec.DeepCopy()}}
-	if err := tenant.Create(ctx, hp); err != nil {
-		t.Fatalf("the tenant creating a HorizontalPortrait: %v", err)
-	}
 	ihpa := sample.DeepCopy()
 	ihpa.Namespace, ihpa.Name = ns, "escape-ihpa"
 	ihpa.Spec.PortraitProviders[0].Dynamic = &evil
-	if err := tenant.Create(ctx, ihpa); err != nil {
-		t.Fatalf("the tenant creating an IHPA: %v", err)
+	// At the door: the validating webhook refuses both, naming the field.
+	for _, obj := range []client.Object{hp.DeepCopy(), ihpa} {
+		err := tenant.Create(ctx, obj)
+		// The IHPA's path starts at its provider: spec.portraitProviders[0].dynamic.algorithm…
+		want := strings.TrimPrefix(jobTemplatePodPath, "spec.") + `.serviceAccountName: Invalid value: "kapacity-manager"`
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), want) {
+			t.Errorf("the tenant creating %T with a job running as kapacity-manager: %v, want Invalid naming %s", obj, err, want)
+		}
 	}
-	for _, name := range []string{hp.Name, ihpa.Name + "-predictive"} {
-		waitRefused(ctx, t, ns, name)
+	// Behind the door: the HorizontalPortrait webhook fails open, so while the manager is down the
+	// portrait is stored; the controller refuses its template when it comes back.
+	m := useManager(t)
+	m.Stop()
+	err := tenant.Create(ctx, hp)
+	if serr := m.Start(); serr != nil {
+		t.Fatalf("restarting the manager: %v", serr)
 	}
+	if err != nil {
+		t.Fatalf("the tenant creating a HorizontalPortrait while the manager is down: %v", err)
+	}
+	waitRefused(ctx, t, ns, hp.Name)
 
 	// The benign template: its portrait's job runs in the tenant's namespace, under restricted.
 	if _, err := kube.CoreV1().Namespaces().Patch(ctx, ns, "application/merge-patch+json",
