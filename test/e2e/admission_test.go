@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -148,8 +149,8 @@ func TestAdmissionRefusesBadInput(t *testing.T) {
 		if err := crClient.Create(ctx, a); err != nil {
 			t.Fatalf("a valid autoscaler was refused: %v", err)
 		}
-		a.Spec.ScaleTargetRef.Name = "other"
-		refused(t, "update", crClient.Update(ctx, a), "spec.scaleTargetRef", "scaleTargetRef is immutable")
+		refused(t, "update", updateLatest(ctx, a, false, func() { a.Spec.ScaleTargetRef.Name = "other" }),
+			"spec.scaleTargetRef", "scaleTargetRef is immutable")
 	})
 
 	t.Run("HorizontalPortrait data", func(t *testing.T) {
@@ -168,11 +169,9 @@ func TestAdmissionRefusesBadInput(t *testing.T) {
 				{Name: "a", Start: "0 1 * * *", End: "0 3 * * *", Replicas: 1}, {Name: "b", Start: "0 2 * * *", End: "0 4 * * *", Replicas: 1},
 			}}}, []string{"status.portraitData.cron.crons[1]", `overlaps cron "a"`}},
 		} {
-			hp.Status.PortraitData = c.data
-			refused(t, c.name, crClient.Status().Update(ctx, hp), c.want...)
+			refused(t, c.name, updateLatest(ctx, hp, true, func() { hp.Status.PortraitData = c.data }), c.want...)
 		}
-		hp.Status.PortraitData = timeSeries(100, 200)
-		if err := crClient.Status().Update(ctx, hp); err != nil {
+		if err := updateLatest(ctx, hp, true, func() { hp.Status.PortraitData = timeSeries(100, 200) }); err != nil {
 			t.Errorf("valid data refused: %v", err)
 		}
 	})
@@ -188,8 +187,8 @@ func TestAdmissionRefusesBadInput(t *testing.T) {
 		if err := crClient.Create(ctx, rp); err != nil {
 			t.Fatalf("a valid profile was refused: %v", err)
 		}
-		rp.Spec.ScaleTargetRef.Name = "other"
-		refused(t, "target change (CEL)", crClient.Update(ctx, rp), "spec.scaleTargetRef", "scaleTargetRef is immutable")
+		refused(t, "target change (CEL)", updateLatest(ctx, rp, false, func() { rp.Spec.ScaleTargetRef.Name = "other" }),
+			"spec.scaleTargetRef", "scaleTargetRef is immutable")
 		rp = admissionProfile(ns, "sorter", "absent")
 		rp.Spec.Behavior.PodSorter = v1alpha1.PodSorter{Type: v1alpha1.ExternalPodSorterType}
 		refused(t, "external sorter without its block (CEL)", crClient.Create(ctx, rp), "spec.behavior.podSorter.external", "external must be set when type is External")
@@ -318,4 +317,20 @@ func TestBrokenProviderFallsBackToStatic(t *testing.T) {
 	if !warned {
 		t.Errorf("no Warning %s event naming the broken provider: %q", ihpa.ReasonFailedFetchPortrait, ihpaEvents(ctx, ns, "web"))
 	}
+}
+
+// updateLatest applies change to the newest obj and writes it (its status subresource when status
+// is set), again on a conflict: the controllers write these objects too, and the test wants the
+// API server's verdict on the change, not a lost race.
+func updateLatest(ctx context.Context, obj client.Object, status bool, change func()) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := crClient.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		change()
+		if status {
+			return crClient.Status().Update(ctx, obj)
+		}
+		return crClient.Update(ctx, obj)
+	})
 }
