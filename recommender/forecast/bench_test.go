@@ -175,11 +175,7 @@ func BenchmarkTrainStep(b *testing.B) {
 	bt := newBatch(a, 32)
 	for b.Loop() {
 		net.forward(samples, bt)
-		for i, s := range samples {
-			for j := range s.y {
-				bt.dout[i*12+j] = sign(bt.out[i*12+j]-s.y[j]) / (32 * 12)
-			}
-		}
+		pinball(a, samples, bt, true)
 		zero(g)
 		net.backward(samples, bt, g)
 		opt.step(net, g)
