@@ -2,10 +2,10 @@ package forecast
 
 import (
 	"math"
-	"reflect"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"

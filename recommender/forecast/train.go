@@ -125,9 +125,9 @@ type Model struct {
 	Series map[string]int
 	// Info holds, per series ID, the forecaster chosen on its validation window and what it needs at
 	// prediction time. A version-1 model has none: the network forecasts every series.
-	Info   map[string]*SeriesInfo
-	step   time.Duration
-	net    *network
+	Info map[string]*SeriesInfo
+	step time.Duration
+	net  *network
 }
 
 // EpochStats is reported after every epoch.

@@ -55,10 +55,10 @@ func Generate(f Family, seed uint64, n int, step time.Duration) (Series, error) 
 	}
 	rng := rand.New(rand.NewPCG(seed, hash(string(f))))
 	level := math.Pow(10, -1+6*rng.Float64())
-	dailyAmp := 0.3 + 0.5*rng.Float64()  // peak-to-mean of the daily cycle
-	weekend := 0.5 + 0.4*rng.Float64()   // weekend traffic relative to weekdays
-	peakHour := 10 + 8*rng.Float64()     // hour of the daily peak
-	sharp := 1 + 2*rng.Float64()         // sharpness of the daily peak
+	dailyAmp := 0.3 + 0.5*rng.Float64() // peak-to-mean of the daily cycle
+	weekend := 0.5 + 0.4*rng.Float64()  // weekend traffic relative to weekdays
+	peakHour := 10 + 8*rng.Float64()    // hour of the daily peak
+	sharp := 1 + 2*rng.Float64()        // sharpness of the daily peak
 	noise := 0.05
 	s := Series{ID: fmt.Sprintf("%s-%d", f, seed), Family: f, Step: step, Start: Start, Values: make([]float64, n)}
 	span := float64(n) * step.Hours()
