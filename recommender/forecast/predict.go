@@ -210,3 +210,6 @@ func (m *Model) networkBatch(qs []Query) ([][]float64, error) {
 	}
 	return res, nil
 }
+
+// HiddenSize is the network's hidden width (chosen from the data when the config said 0).
+func (m *Model) HiddenSize() int { return m.net.arch.HiddenSize }
