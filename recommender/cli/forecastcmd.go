@@ -257,7 +257,6 @@ func displayID(id string) string {
 	return string(b)
 }
 
-
 // writeFile writes path through fn, removing the file when fn fails.
 func writeFile(path string, fn func(io.Writer) error) error {
 	f, err := os.Create(path)

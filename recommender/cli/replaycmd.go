@@ -41,9 +41,9 @@ type ReplayOptions struct {
 	// ScaleUpAhead is used when ScaleUpAheadSet (the flag was given); else the start-up delay plus a sync.
 	ScaleUpAhead    time.Duration
 	ScaleUpAheadSet bool
-	Epochs        int
-	Quantile      float64
-	Seed          uint64
+	Epochs          int
+	Quantile        float64
+	Seed            uint64
 
 	GrayState          string
 	GrayChangePercent  int32

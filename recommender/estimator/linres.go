@@ -131,11 +131,11 @@ func (e *GateError) Error() string {
 // Estimator is a fitted Linear-Residual model: per-pod resource = linear(per-pod traffic)
 // [+ GBDT residual(per-pod traffic, linear prediction, weekday, minute of day)].
 type Estimator struct {
-	Policy        Policy
-	Linear        *ElasticNet
-	Residual      *Booster
+	Policy   Policy
+	Linear   *ElasticNet
+	Residual *Booster
 	// residual predicts with Residual as loaded by leaves from its LightGBM text (see Predictor).
-	residual *Predictor
+	residual      *Predictor
 	ScaleFactor   float64 // resource values were divided by it to land in 0..100
 	WeekdayBinary bool    // train span < 10 days: weekday is 0 (Mon–Fri) or 1 (Sat, Sun)
 	ReplicasMax   int

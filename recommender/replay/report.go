@@ -15,22 +15,22 @@ type Report struct {
 	Trace string        `json:"trace"`
 	Step  time.Duration `json:"-"`
 	// TrainStart..Start trained the predictive policy (and sized the cron table); Start..End is replayed.
-	TrainStart    time.Time      `json:"trainStart"`
-	Start         time.Time      `json:"start"`
-	End           time.Time      `json:"end"`
-	TickSeconds   float64        `json:"tickSeconds"`
-	Workload      Workload       `json:"workload"`
-	JobRuns       int            `json:"jobRuns,omitempty"`
-	FailedJobRuns int            `json:"failedJobRuns,omitempty"`
+	TrainStart    time.Time `json:"trainStart"`
+	Start         time.Time `json:"start"`
+	End           time.Time `json:"end"`
+	TickSeconds   float64   `json:"tickSeconds"`
+	Workload      Workload  `json:"workload"`
+	JobRuns       int       `json:"jobRuns,omitempty"`
+	FailedJobRuns int       `json:"failedJobRuns,omitempty"`
 	// OracleCappedMinutes is the time the demand needed more than MaxReplicas pods at the CPU target:
 	// there the oracle is capped too, is no longer a lower bound, and other policies may beat it.
 	OracleCappedMinutes float64 `json:"oracleCappedMinutes,omitempty"`
 	// PeakRequired is the most pods the demand needed at the CPU target, whatever MaxReplicas says.
 	PeakRequired int `json:"peakRequired"`
 	// Pareto, when asked for, holds the cost/violation frontiers (see Pareto).
-	Pareto *Pareto `json:"pareto,omitempty"`
-	Policies      []PolicyResult `json:"policies"`
-	Chart         ChartData      `json:"-"`
+	Pareto   *Pareto        `json:"pareto,omitempty"`
+	Policies []PolicyResult `json:"policies"`
+	Chart    ChartData      `json:"-"`
 }
 
 // PolicyResult is one policy's score over the replayed span.
