@@ -301,3 +301,49 @@ func TestForecastQuantileColumn(t *testing.T) {
 	}
 	_ = forecast.FillLinear
 }
+
+// TestExampleTrainingConfigs parses the shipped training configs and trains each on synthetic data of
+// its step (with fewer epochs): the examples work as documented.
+func TestExampleTrainingConfigs(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		step time.Duration
+		days int
+	}{{"train-hourly.yaml", time.Hour, 28}, {"train-5min.yaml", 5 * time.Minute, 15}} {
+		t.Run(tc.file, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "examples", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := ParseTrainConfig(raw)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.file, err)
+			}
+			if step, _ := forecast.ParseFreq(c.Freq); step != tc.step || len(c.Targets) != 1 {
+				t.Fatalf("%s: freq %s, %d targets", tc.file, c.Freq, len(c.Targets))
+			}
+			dir := t.TempDir()
+			c.HyperParams.Epochs = 2
+			fast, _ := json.Marshal(c)
+			cfg := filepath.Join(dir, "c.yaml")
+			os.WriteFile(cfg, fast, 0o644)
+			var b strings.Builder
+			b.WriteString("timestamp,value\n")
+			n := int(time.Duration(tc.days) * 24 * time.Hour / tc.step)
+			for i := 0; i < n; i++ {
+				ts := t0.Add(time.Duration(i) * tc.step)
+				fmt.Fprintf(&b, "%d,%.2f\n", ts.Unix(), 100+50*math.Sin(2*math.Pi*float64(ts.Hour())/24))
+			}
+			data := filepath.Join(dir, "d.csv")
+			os.WriteFile(data, []byte(b.String()), 0o644)
+			var out bytes.Buffer
+			m, err := RunTrain(context.Background(), TrainOptions{ConfigFile: cfg, ModelSavePath: filepath.Join(dir, "m"), DatasetFile: data}, nil, t0, &out)
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", tc.file, err, out.String())
+			}
+			if m.HiddenSize() < 4 || m.HiddenSize() > 32 {
+				t.Errorf("%s: hidden size %d, want it sized to the data within 4..32", tc.file, m.HiddenSize())
+			}
+		})
+	}
+}
