@@ -96,6 +96,9 @@ type Pareto struct {
 	// Best is the point saving the most against the tuned HPA among those within the violation goal
 	// (or, when none is, the one with the fewest minutes over target relative to the default HPA).
 	Best *ParetoPoint `json:"best,omitempty"`
+	// Oracle is the oracle against the same tuned HPA: the most any policy could save at its minutes
+	// over 100 % (when it saves less than GoalSaving, the goal is out of reach on this trace).
+	Oracle *ParetoPoint `json:"oracle,omitempty"`
 }
 
 func (r *runner) pareto(ctx context.Context, s Sweep, rep *Report) (*Pareto, error) {
@@ -119,6 +122,14 @@ func (r *runner) pareto(ctx context.Context, s Sweep, rep *Report) (*Pareto, err
 		out.HPA = append(out.HPA, point(res, t, 0))
 	}
 	out.Frontier = frontier(out.HPA)
+	if o := rep.Policy(PolicyOracle); o != nil {
+		pt := point(*o, 0, 0)
+		pt.TunedHPAReplicaHours, pt.TunedHPABound = tunedHPA(out.Frontier, pt.MinutesOver100)
+		if pt.TunedHPAReplicaHours > 0 {
+			pt.SavingVsTunedHPA = 1 - pt.ReplicaHours/pt.TunedHPAReplicaHours
+		}
+		out.Oracle = &pt
+	}
 	policies := s.Policies
 	if len(policies) == 0 {
 		policies = DefaultSweep().Policies
@@ -269,6 +280,10 @@ func (p *Pareto) WriteTable(out io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if o := p.Oracle; o != nil {
+		fmt.Fprintf(out, "oracle: %.1f replica-h at %.1f min over 100%%, %s than the tuned HPA (%s replica-h): the most any policy can save here\n",
+			o.ReplicaHours, o.MinutesOver100, savingWords(*o), tunedLabel(*o))
 	}
 	if b := p.Best; b != nil {
 		verdict := "missed"
