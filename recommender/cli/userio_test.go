@@ -199,18 +199,22 @@ func TestTrainReportsAndFillsGaps(t *testing.T) {
 	tests := []struct {
 		name    string
 		skip    func(i int) bool
+		fill    string
 		wantOut []string
 		wantErr string
 	}{
-		{"a few gaps are filled", func(i int) bool { return i%10 == 3 || (i > 100 && i < 110) }, []string{"steps of 1h0m0s missing", "filled by rule \"linear\"", "method ", "validation MASE"}, ""},
-		{"mostly gaps is refused", func(i int) bool { return i%3 != 0 }, nil, "are missing, more than the 50% allowed"},
+		{"a few gaps are filled", func(i int) bool { return i%10 == 3 || (i > 100 && i < 110) }, "", []string{"steps of 1h0m0s missing", "filled by rule \"linear\"", "method ", "validation MASE"}, ""},
+		// Whole days of zeros: the window scale's floor keeps the loss finite and small.
+		{"zeros when asked for", func(i int) bool { return i/24%3 == 1 }, "zero", []string{"filled by rule \"zero\""}, ""},
+		{"mostly gaps is refused", func(i int) bool { return i%3 != 0 }, "", nil, "are missing, more than the 50% allowed"},
+		{"unknown rule", func(i int) bool { return false }, "mean", nil, "--fill: fill rule \"mean\""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data.csv")
 			writeGappyCSV(t, data, 24*14, tc.skip)
 			var out bytes.Buffer
-			m, err := RunTrain(context.Background(), TrainOptions{ConfigFile: cfg, ModelSavePath: filepath.Join(t.TempDir(), "m"), DatasetFile: data}, nil, t0, &out)
+			m, err := RunTrain(context.Background(), TrainOptions{ConfigFile: cfg, ModelSavePath: filepath.Join(t.TempDir(), "m"), DatasetFile: data, Fill: tc.fill}, nil, t0, &out)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
@@ -225,8 +229,14 @@ func TestTrainReportsAndFillsGaps(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", w, out.String())
 				}
 			}
-			if strings.Contains(out.String(), "e+0") {
-				t.Errorf("losses blew up:\n%s", out.String())
+			for _, l := range strings.Split(out.String(), "\n") {
+				var loss float64
+				if _, after, ok := strings.Cut(l, "train_loss="); ok {
+					fmt.Sscan(after, &loss)
+					if !(loss < 10) {
+						t.Errorf("loss blew up: %s", l)
+					}
+				}
 			}
 			if m == nil {
 				t.Fatal("no model")

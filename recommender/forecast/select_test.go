@@ -1,7 +1,11 @@
 package forecast
 
 import (
+	"encoding/binary"
+	"hash/crc32"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +218,54 @@ func TestNetworkSizesItselfToTheData(t *testing.T) {
 	a.HiddenSize = autoHiddenSize(a, 700)
 	if n := newNetwork(a).numParams(); n > 40_000 {
 		t.Errorf("700 points get %d parameters", n)
+	}
+}
+
+// TestFormatOneModelStillLoads rewrites a single-head model as format 1 (no series.json, no quantile
+// heads in the network shape, version 1 in the manifest and the weights) and checks it loads and
+// forecasts every series with the network, as it did.
+func TestFormatOneModelStillLoads(t *testing.T) {
+	s := synthSeries(t, synth.Clean, 5, 24*7*3)
+	cfg := quickConfig()
+	cfg.Quantiles, cfg.Methods = []float64{0.5}, []string{MethodNetwork}
+	m, err := Train([]Series{s}, cfg, TrainOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := []Query{{ID: s.ID, History: s.Values, Last: s.TimeAt(len(s.Values) - 1)}}
+	want, _ := m.PredictBatch(q)
+	m.net.arch.Quantiles = nil // format 1: one head, implicitly the median
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Remove(filepath.Join(dir, infoFile)))
+	must(os.WriteFile(filepath.Join(dir, manifestFile), []byte(`{"format":"kapacity-sntsf","version":1}`), 0o644))
+	w, err := os.ReadFile(filepath.Join(dir, weightsFile))
+	must(err)
+	binary.LittleEndian.PutUint32(w[4:], 1)
+	binary.LittleEndian.PutUint32(w[len(w)-4:], crc32.ChecksumIEEE(w[:len(w)-4]))
+	must(os.WriteFile(filepath.Join(dir, weightsFile), w, 0o644))
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatalf("format 1 model: %v", err)
+	}
+	if got.SeriesInfo(s.ID) != nil || len(got.Quantiles()) != 1 {
+		t.Fatalf("format 1 model: info %v, quantiles %v; want the network alone", got.SeriesInfo(s.ID), got.Quantiles())
+	}
+	have, err := got.PredictBatch(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range want[0] {
+		if math.Abs(have[0][j]-want[0][j]) > 1e-9*math.Max(1, math.Abs(want[0][j])) {
+			t.Fatalf("step %d: format 1 model predicts %v, the model it was %v", j, have[0][j], want[0][j])
+		}
 	}
 }

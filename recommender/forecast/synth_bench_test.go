@@ -147,28 +147,7 @@ func synthConfig() Config {
 // every method on the held-out horizon. It reports the training time (goal: 100 series in < 60 s on
 // 2 cores) and the model size (goal: < 1 MiB per 100 series).
 func BenchmarkSynthetic(b *testing.B) {
-	const seeds, horizon = 12, 48
-	var train []Series
-	var ws windowSet
-	var groups []string
-	for _, f := range synth.Families {
-		groups = append(groups, string(f))
-		for seed := uint64(1); seed <= seeds; seed++ {
-			n := 700 + int((seed*7919+uint64(len(f))*104729)%301)
-			s, err := synth.Generate(f, seed, n, time.Hour)
-			if err != nil {
-				b.Fatal(err)
-			}
-			full := Series{ID: s.ID, Start: s.Start, Step: s.Step, Values: s.Values}
-			tr := full
-			tr.Values = full.Values[:n-horizon]
-			train = append(train, tr)
-			ws.family = append(ws.family, string(f))
-			ws.queries = append(ws.queries, Query{ID: s.ID, History: tr.Values, Last: tr.TimeAt(len(tr.Values) - 1)})
-			ws.actual = append(ws.actual, full.Values[n-horizon:])
-			ws.scale = append(ws.scale, NaiveScale(tr.Values, 24))
-		}
-	}
+	train, ws, groups := synthSet(b, 12)
 	cfg := synthConfig()
 	var m *Model
 	var took time.Duration
@@ -187,6 +166,60 @@ func BenchmarkSynthetic(b *testing.B) {
 	sm, ms := accuracyTable("synthetic hourly, horizon 48, context 168", groups, ws, forecastAll(b, m, ws))
 	b.ReportMetric(took.Seconds(), "train-s")
 	b.ReportMetric(float64(size)/1024, "model-KiB")
+	b.ReportMetric(sm, "sMAPE/snaive")
+	b.ReportMetric(ms, "MASE/snaive")
+}
+
+// synthSet is seeds hourly series of 700–1000 points per family, each with its last 48 points held out.
+func synthSet(b *testing.B, seeds uint64) (train []Series, ws windowSet, groups []string) {
+	const horizon = 48
+	for _, f := range synth.Families {
+		groups = append(groups, string(f))
+		for seed := uint64(1); seed <= seeds; seed++ {
+			n := 700 + int((seed*7919+uint64(len(f))*104729)%301)
+			s, err := synth.Generate(f, seed, n, time.Hour)
+			if err != nil {
+				b.Fatal(err)
+			}
+			full := Series{ID: s.ID, Start: s.Start, Step: s.Step, Values: s.Values}
+			tr := full
+			tr.Values = full.Values[:n-horizon]
+			train = append(train, tr)
+			ws.family = append(ws.family, string(f))
+			ws.queries = append(ws.queries, Query{ID: s.ID, History: tr.Values, Last: tr.TimeAt(len(tr.Values) - 1)})
+			ws.actual = append(ws.actual, full.Values[n-horizon:])
+			ws.scale = append(ws.scale, NaiveScale(tr.Values, 24))
+		}
+	}
+	return train, ws, groups
+}
+
+// BenchmarkSyntheticPerSeries trains one model per series, as a user with one workload would (the case
+// where a network alone over-fits: a few hundred points for tens of thousands of weights), on three
+// seeds of every family, and scores every method on the held-out 48 points.
+func BenchmarkSyntheticPerSeries(b *testing.B) {
+	train, ws, groups := synthSet(b, 3)
+	fc := map[string][][]float64{}
+	var took time.Duration
+	params := 0
+	for b.Loop() {
+		clear(fc)
+		t0 := time.Now()
+		for i, s := range train {
+			m, err := Train([]Series{s}, synthConfig(), TrainOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			params = m.NumParams()
+			one := windowSet{family: ws.family[i : i+1], queries: ws.queries[i : i+1], actual: ws.actual[i : i+1], scale: ws.scale[i : i+1]}
+			for k, v := range forecastAll(b, m, one) {
+				fc[k] = append(fc[k], v...)
+			}
+		}
+		took = time.Since(t0)
+	}
+	fmt.Printf("synthetic, one model per series: %d models trained in %s (%d parameters each)\n", len(train), took.Round(time.Millisecond), params)
+	sm, ms := accuracyTable("synthetic hourly, one model per series, horizon 48, context 168", groups, ws, fc)
 	b.ReportMetric(sm, "sMAPE/snaive")
 	b.ReportMetric(ms, "MASE/snaive")
 }
