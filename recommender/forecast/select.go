@@ -24,6 +24,9 @@ const (
 // Methods lists every method, in the order ties are broken (simplest first).
 var Methods = []string{MethodSeasonalNaive, MethodSeasonalMean, MethodTheta, MethodThetaWeekly, MethodNetwork, MethodEnsemble}
 
+// maxValidationOrigins bounds the forecasts made per series to choose its method.
+const maxValidationOrigins = 200
+
 // seasonalMeanSeasons is how many past seasons the seasonal mean averages.
 const seasonalMeanSeasons = 4
 
@@ -132,7 +135,7 @@ func containsString(ss []string, s string) bool {
 }
 
 // chooseMethods forecasts the validation tail of every series (the last nVal points, at least two
-// horizons) from rolling origins a quarter-horizon apart, scores every candidate and keeps, per series,
+// horizons and a day) from rolling origins a quarter-horizon apart (at most maxValidationOrigins), scores every candidate and keeps, per series,
 // the one whose MASE and sMAPE relative to seasonal-naive's add up to the least.
 func (m *Model) chooseMethods(series []Series, nVals []int) error {
 	c, p := m.Config.ContextLength, m.Config.PredictionLength
@@ -142,11 +145,15 @@ func (m *Model) chooseMethods(series []Series, nVals []int) error {
 	var qs []Query
 	for i, s := range series {
 		n := len(s.Values)
-		nSel := min(max(nVals[i], 2*p), n-c)
+		// The window holds the network's validation tail, two horizons, and a day when the history
+		// allows (up to half of it): a window shorter than the daily cycle would choose on one phase
+		// of it, e.g. a quiet hour that a flat forecast gets right.
+		nSel := min(max(nVals[i], 2*p, min(day, (n-c)/2)), n-c)
 		info := m.Info[s.ID]
 		info.Season = baseline.SeasonLength(m.step, n-nSel)
 		info.Day = day
-		for o := n - nSel; o+p <= n; o += max(1, p/4) {
+		stride := max(1, p/4, nSel/maxValidationOrigins)
+		for o := n - nSel; o+p <= n; o += stride {
 			if o < c {
 				continue
 			}
