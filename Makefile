@@ -87,6 +87,9 @@ test-e2e-vm: tools ## The adapter, history and predictive end-to-end tests on Vi
 .PHONY: bench
 bench: ## Benchmarks (Go testing.B), printed as tables with ratios to baselines of the same run
 	$(GO) test -run='^$$' -bench=. -benchmem $(UNIT_PACKAGES)
+	# gorgonia as the forecaster's training engine, in a module of its own (its dependency tree stays
+	# out of go.mod); compare its ms/step with BenchmarkTrainStep above.
+	cd test/tools/gorgoniabench && CGO_ENABLED=0 $(GO) test -run='^$$' -bench=. -benchtime=200x .
 	# Fixed iterations on the cluster: percentiles need hundreds of samples, whatever one takes.
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=500x -timeout=$(E2E_TIMEOUT) ./test/...
 	# The executor at scale (500 IHPAs over 5,000 kwok pods, about 8 minutes on a bed of its own):

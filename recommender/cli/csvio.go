@@ -129,28 +129,60 @@ func readPointsFile(path string) ([]Point, error) {
 	return pts, nil
 }
 
-// regularize puts points on the model's grid (bucket mean, empty buckets 0) as the reference does.
+// regularize puts points on the model's grid (bucket mean) and fills missing steps by linear
+// interpolation; a series that is mostly gaps is an error.
 func regularize(id string, pts []Point, step time.Duration) (forecast.Series, error) {
+	s, _, err := regularizeFill(id, pts, step, forecast.FillLinear)
+	return s, err
+}
+
+// regularizeFill puts points on the model's grid (bucket mean) and fills missing steps by rule,
+// reporting them. (The reference fills them with 0, silently.)
+func regularizeFill(id string, pts []Point, step time.Duration, rule forecast.FillRule) (forecast.Series, forecast.Gaps, error) {
 	ts := make([]time.Time, len(pts))
 	vs := make([]float64, len(pts))
 	for i, p := range pts {
 		ts[i], vs[i] = p.Time, p.Value
 	}
-	return forecast.Regularize(id, ts, vs, step)
+	s, err := forecast.Regularize(id, ts, vs, step)
+	if err != nil {
+		return s, forecast.Gaps{}, err
+	}
+	g, err := forecast.FillGaps(s.Values, rule)
+	if err != nil {
+		return s, g, fmt.Errorf("at %s steps from %s: %w", step, s.Start.Format(time.RFC3339), err)
+	}
+	return s, g, nil
+}
+
+// gapLine reports the missing steps of a series, or "" when it has none.
+func gapLine(id string, g forecast.Gaps, step time.Duration, rule forecast.FillRule) string {
+	if g.Missing == 0 {
+		return ""
+	}
+	return fmt.Sprintf("series %s: %d of %d steps of %s missing (%.1f%%, longest gap %d steps), filled by rule %q",
+		displayID(id), g.Missing, g.Total, step, 100*g.Fraction(), g.Longest, rule)
 }
 
 // ForecastRow is one row of the forecast CSV.
 type ForecastRow struct {
 	Time     time.Time
 	Forecast float64
+	// Quantile is the forecast's quantile asked for with --quantile.
+	Quantile float64
 	// Actual is NaN when the input holds no observation at Time.
 	Actual float64
 }
 
-// writeForecastCSV writes timestamp (RFC 3339, UTC), forecast and actual (empty when unknown).
-func writeForecastCSV(w io.Writer, rows []ForecastRow) error {
+// writeForecastCSV writes timestamp (RFC 3339, UTC), forecast, the q-quantile when q > 0 (column
+// "q0.9") and actual (empty when unknown).
+func writeForecastCSV(w io.Writer, rows []ForecastRow, q float64) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write([]string{"timestamp", "forecast", "actual"}); err != nil {
+	header := []string{"timestamp", "forecast", "actual"}
+	if q > 0 {
+		header = []string{"timestamp", "forecast", "q" + strconv.FormatFloat(q, 'g', -1, 64), "actual"}
+	}
+	if err := cw.Write(header); err != nil {
 		return err
 	}
 	for _, r := range rows {
@@ -159,6 +191,9 @@ func writeForecastCSV(w io.Writer, rows []ForecastRow) error {
 			actual = strconv.FormatFloat(r.Actual, 'g', -1, 64)
 		}
 		rec := []string{r.Time.UTC().Format(time.RFC3339), strconv.FormatFloat(r.Forecast, 'g', -1, 64), actual}
+		if q > 0 {
+			rec = []string{rec[0], rec[1], strconv.FormatFloat(r.Quantile, 'g', -1, 64), actual}
+		}
 		if err := cw.Write(rec); err != nil {
 			return err
 		}

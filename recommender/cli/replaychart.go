@@ -23,6 +23,8 @@ var policyColors = map[string]color.RGBA{
 	replay.PolicyCron:               {R: 148, G: 103, B: 189, A: 255},
 	replay.PolicyPredictive:         {R: 31, G: 119, B: 180, A: 255},
 	replay.PolicyPredictiveReactive: {R: 44, G: 160, B: 44, A: 255},
+	replay.PolicyBurst:              {R: 255, G: 127, B: 14, A: 255},
+	replay.PolicyPredictiveBurst:    {R: 23, G: 190, B: 207, A: 255},
 }
 
 // writeReplayChartPNG draws three aligned panels over the replayed span: the traffic, the pods of each

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -37,10 +38,12 @@ type ReplayOptions struct {
 	TrainFraction float64
 	JobInterval   time.Duration
 	ScalingFreq   time.Duration
-	ScaleUpAhead  time.Duration
-	Epochs        int
-	Quantile      float64
-	Seed          uint64
+	// ScaleUpAhead is used when ScaleUpAheadSet (the flag was given); else the start-up delay plus a sync.
+	ScaleUpAhead    time.Duration
+	ScaleUpAheadSet bool
+	Epochs          int
+	Quantile        float64
+	Seed            uint64
 
 	GrayState          string
 	GrayChangePercent  int32
@@ -50,6 +53,13 @@ type ReplayOptions struct {
 	HPATolerance      float64
 	HPAMetricWindow   time.Duration
 	HPADownStabilizer time.Duration
+
+	// Fill is the rule that fills missing trace steps (forecast.FillRule); empty is linear.
+	Fill string
+
+	// Pareto sweeps the HPA target and the forecast quantile (replay.DefaultSweep).
+	Pareto      bool
+	ParetoChart string
 
 	JSON  string
 	Chart string
@@ -73,10 +83,20 @@ scaling events and the peak replicas, with ratios to the oracle (the physical li
 
 The first --train-fraction of the trace trains the predictive policy and sizes the cron table; the rest is
 replayed. With only --trace, the per-pod capacity is chosen so that the trace's 99th percentile needs
---auto-peak-replicas pods at the CPU target.`,
+--auto-peak-replicas pods at the CPU target. Missing steps of the trace are reported and filled (--fill).
+
+--pareto also replays the HPA at CPU targets from 90 % down to 15 % and the predictive policies at
+forecast quantiles from the median to 0.95, and prints, for each policy, the replica-hours an HPA tuned
+to the same minutes over 100 % CPU would need (the user's real alternative to predictive scaling);
+--pareto-chart draws both frontiers.
+
+With --json -, the JSON report alone goes to standard output (the table goes to standard error), so it
+can be piped to jq.`,
 		Example: `  kapacity replay --trace traffic.csv
   kapacity replay --trace traffic.csv --pod-capacity 50 --startup-delay 2m --extra-load every=24h,start=02:00,for=1h,cpu=4 \
-      --chart replay.png --json replay.json`,
+      --chart replay.png --json replay.json
+  kapacity replay --trace traffic.csv --pareto --pareto-chart frontier.png
+  kapacity replay --trace traffic.csv --quiet --json - | jq '.policies[] | {name, replicaHours}'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var hist HistorySource
@@ -98,6 +118,7 @@ replayed. With only --trace, the per-pod capacity is chosen so that the trace's 
 				}
 				portraits = k
 			}
+			o.ScaleUpAheadSet = cmd.Flags().Changed("scale-up-ahead")
 			return RunReplay(cmd.Context(), o, hist, portraits, time.Now(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -118,8 +139,11 @@ replayed. With only --trace, the per-pod capacity is chosen so that the trace's 
 	f.Float64Var(&o.TrainFraction, "train-fraction", o.TrainFraction, "leading fraction of the trace that trains the predictive policy and sizes the cron table")
 	f.DurationVar(&o.JobInterval, "job-interval", o.JobInterval, "predictive job period (the CronJob's schedule)")
 	f.DurationVar(&o.ScalingFreq, "scaling-freq", 0, "predictive --scaling-freq (default: the trace step)")
-	f.DurationVar(&o.ScaleUpAhead, "scale-up-ahead", -1, "predictive --scale-up-ahead-seconds (default: --startup-delay plus the 15s sync)")
-	f.Float64Var(&o.Quantile, "forecast-quantile", 0.9, "scale each forecast step up to this quantile of the actual traffic, measured on the training tail; 0 uses the forecast as it is (as Kapacity)")
+	f.DurationVar(&o.ScaleUpAhead, "scale-up-ahead", 0, "predictive --scale-up-ahead-seconds (default: --startup-delay plus the 15s sync)")
+	f.Float64Var(&o.Quantile, "forecast-quantile", 0.9, "size the predictive portrait for this quantile of the forecast traffic (the forecaster's quantile heads); 0 uses the point forecast (as Kapacity)")
+	f.StringVar(&o.Fill, "fill", string(forecast.FillLinear), "how missing trace steps are filled: linear, forward or zero")
+	f.BoolVar(&o.Pareto, "pareto", false, "also sweep the HPA target and the forecast quantile and compare every policy with an HPA tuned to the same minutes over 100%")
+	f.StringVar(&o.ParetoChart, "pareto-chart", "", "with --pareto: draw the cost/violation frontiers into this PNG file")
 	f.IntVar(&o.Epochs, "epochs", 0, "forecaster training epochs (default 40, with early stopping)")
 	f.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the forecaster's training; equal seeds give equal reports")
 	f.StringVar(&o.GrayState, "gray-state", o.GrayState, "IHPA gray scale-down state: Cutoff, Standby, or Deleted (no gray: scale down at once)")
@@ -135,44 +159,54 @@ replayed. With only --trace, the per-pod capacity is chosen so that the trace's 
 	return cmd
 }
 
-// RunReplay loads the trace, replays it and writes the outputs. hist and portraits are used with
-// --history-portrait only.
+// RunReplay loads the trace, replays it and writes the outputs: the table to out (to progress when the
+// JSON report goes to out, so that out holds the JSON alone), progress to progress. hist and portraits
+// are used with --history-portrait only.
 func RunReplay(ctx context.Context, o ReplayOptions, hist HistorySource, portraits PortraitGetter, now time.Time, out, progress io.Writer) error {
 	if o.Quiet {
 		progress = io.Discard
 	}
-	tr, err := loadReplayTrace(ctx, o, hist, portraits, now)
+	if o.ParetoChart != "" && !o.Pareto {
+		return errors.New("--pareto-chart needs --pareto")
+	}
+	tr, gaps, err := loadReplayTrace(ctx, o, hist, portraits, now)
 	if err != nil {
 		return err
+	}
+	if gaps != "" {
+		fmt.Fprintln(progress, gaps)
 	}
 	cfg, err := o.config(tr)
 	if err != nil {
 		return err
 	}
-	last := ""
-	cfg.Progress = func(stage string, done, total int) {
-		if stage != last {
-			if last != "" {
-				fmt.Fprintln(progress)
-			}
-			last = stage
-		}
-		fmt.Fprintf(progress, "\r%-28s %3d%%", stage, 100*done/max(total, 1))
+	if o.Pareto {
+		s := replay.DefaultSweep()
+		cfg.Sweep = &s
 	}
+	pr := newProgress(progress)
+	cfg.Progress = pr.stage
 	cfg.OnEpoch = func(e forecast.EpochStats) {
-		fmt.Fprintf(progress, "\r%-28s %s", "train forecaster", epochLine(e, cfg.Predictive.Forecast.Epochs))
+		pr.line("train forecaster", epochLine(e, cfg.Predictive.Forecast.Epochs))
 	}
 	t0 := time.Now()
 	rep, err := replay.Run(ctx, tr, cfg)
-	if last != "" {
-		fmt.Fprintf(progress, "\n")
-	}
+	pr.end()
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(progress, "replayed in %s\n", time.Since(t0).Round(time.Millisecond))
-	if err := rep.WriteTable(out); err != nil {
+	table := out
+	if o.JSON == "-" {
+		table = progress
+	}
+	if err := rep.WriteTable(table); err != nil {
 		return err
+	}
+	if rep.Pareto != nil {
+		if err := rep.Pareto.WriteTable(table); err != nil {
+			return err
+		}
 	}
 	if o.JSON == "-" {
 		if err := rep.WriteJSON(out); err != nil {
@@ -188,7 +222,65 @@ func RunReplay(ctx context.Context, o ReplayOptions, hist HistorySource, portrai
 			return fmt.Errorf("--chart: %w", err)
 		}
 	}
+	if o.ParetoChart != "" {
+		if err := writeFile(o.ParetoChart, func(w io.Writer) error { return writeParetoChartPNG(w, rep) }); err != nil {
+			return fmt.Errorf("--pareto-chart: %w", err)
+		}
+	}
 	return nil
+}
+
+// progress shows the stages of a replay: one line rewritten with \r on a terminal, one line per
+// finished stage otherwise (a log or a pipe gets no control characters).
+type progress struct {
+	w        io.Writer
+	terminal bool
+	last     string
+	lastLine string
+}
+
+func newProgress(w io.Writer) *progress { return &progress{w: w, terminal: isTerminal(w)} }
+
+// isTerminal tells whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func (p *progress) stage(stage string, done, total int) {
+	p.line(stage, fmt.Sprintf("%3d%%", 100*done/max(total, 1)))
+}
+
+func (p *progress) line(stage, text string) {
+	if stage != p.last {
+		p.finish()
+		p.last = stage
+	}
+	p.lastLine = fmt.Sprintf("%-28s %s", stage, text)
+	if p.terminal {
+		fmt.Fprintf(p.w, "\r%s", p.lastLine)
+	}
+}
+
+// finish closes the current stage: a newline on a terminal, its last state as a line elsewhere.
+func (p *progress) finish() {
+	if p.last == "" {
+		return
+	}
+	if p.terminal {
+		fmt.Fprintln(p.w)
+	} else {
+		fmt.Fprintln(p.w, p.lastLine)
+	}
+}
+
+func (p *progress) end() {
+	p.finish()
+	p.last = ""
 }
 
 func (o ReplayOptions) config(tr replay.Trace) (replay.Config, error) {
@@ -220,7 +312,10 @@ func (o ReplayOptions) config(tr replay.Trace) (replay.Config, error) {
 	if o.ScalingFreq != 0 {
 		p.ScalingFreq = o.ScalingFreq
 	}
-	if o.ScaleUpAhead >= 0 {
+	if o.ScaleUpAheadSet {
+		if o.ScaleUpAhead < 0 {
+			return cfg, fmt.Errorf("--scale-up-ahead %v: must not be negative", o.ScaleUpAhead)
+		}
 		p.ScaleUpAhead = o.ScaleUpAhead
 	}
 	if o.Epochs < 0 {
@@ -254,72 +349,93 @@ func (o ReplayOptions) config(tr replay.Trace) (replay.Config, error) {
 	return cfg, nil
 }
 
-// loadReplayTrace reads --trace, or the history of --history-portrait's traffic metric.
-func loadReplayTrace(ctx context.Context, o ReplayOptions, hist HistorySource, portraits PortraitGetter, now time.Time) (replay.Trace, error) {
+// loadReplayTrace reads --trace, or the history of --history-portrait's traffic metric, and says which
+// steps were missing (empty when none).
+func loadReplayTrace(ctx context.Context, o ReplayOptions, hist HistorySource, portraits PortraitGetter, now time.Time) (replay.Trace, string, error) {
+	rule, err := forecast.ParseFillRule(cmpOr(o.Fill, string(forecast.FillLinear)))
+	if err != nil {
+		return replay.Trace{}, "", fmt.Errorf("--fill: %w", err)
+	}
+	tr, gaps, err := loadReplayTraceFill(ctx, o, hist, portraits, now, rule)
+	if err != nil {
+		return tr, "", err
+	}
+	return tr, gapLine(tr.Name, gaps, tr.Step, rule), nil
+}
+
+func loadReplayTraceFill(ctx context.Context, o ReplayOptions, hist HistorySource, portraits PortraitGetter, now time.Time, rule forecast.FillRule) (replay.Trace, forecast.Gaps, error) {
 	var pts []Point
 	var name string
 	var step time.Duration
+	var none forecast.Gaps
 	switch {
 	case o.Trace != "" && o.HistoryPortrait != "":
-		return replay.Trace{}, errors.New("--trace and --history-portrait are exclusive: give one")
+		return replay.Trace{}, none, errors.New("--trace and --history-portrait are exclusive: give one")
 	case o.Trace != "":
-		tr, err := ReadTrace(o.Trace)
+		tr, g, err := ReadTraceFill(o.Trace, rule)
 		if err != nil {
-			return replay.Trace{}, fmt.Errorf("--trace: %w", err)
+			return replay.Trace{}, g, fmt.Errorf("--trace: %w", err)
 		}
-		return tr, nil
+		return tr, g, nil
 	case o.HistoryPortrait != "":
 		ns, hpName, ok := strings.Cut(o.HistoryPortrait, "/")
 		if !ok || ns == "" || hpName == "" {
-			return replay.Trace{}, fmt.Errorf("--history-portrait %q: want NAMESPACE/NAME", o.HistoryPortrait)
+			return replay.Trace{}, none, fmt.Errorf("--history-portrait %q: want NAMESPACE/NAME", o.HistoryPortrait)
 		}
 		if o.Step < time.Minute {
-			return replay.Trace{}, fmt.Errorf("--history-step %v: must be at least 1m (the history's resolution)", o.Step)
+			return replay.Trace{}, none, fmt.Errorf("--history-step %v: must be at least 1m (the history's resolution)", o.Step)
 		}
 		hp, err := portraits.GetHorizontalPortrait(ctx, ns, hpName)
 		if err != nil {
-			return replay.Trace{}, fmt.Errorf("--history-portrait: %w", err)
+			return replay.Trace{}, none, fmt.Errorf("--history-portrait: %w", err)
 		}
 		if len(hp.Spec.Metrics) < 3 {
-			return replay.Trace{}, fmt.Errorf("--history-portrait %s: spec.metrics has %d metrics; the traffic metric is the third (after the resource and the ready replicas)",
+			return replay.Trace{}, none, fmt.Errorf("--history-portrait %s: spec.metrics has %d metrics; the traffic metric is the third (after the resource and the ready replicas)",
 				o.HistoryPortrait, len(hp.Spec.Metrics))
 		}
 		q, err := metricQuery(ns, hp.Spec.ScaleTargetRef, hp.Spec.Metrics[2])
 		if err != nil {
-			return replay.Trace{}, fmt.Errorf("--history-portrait %s: spec.metrics[2]: %w", o.HistoryPortrait, err)
+			return replay.Trace{}, none, fmt.Errorf("--history-portrait %s: spec.metrics[2]: %w", o.HistoryPortrait, err)
 		}
 		if pts, err = fetchPoints(ctx, hist, q, now, o.HistoryLength); err != nil {
-			return replay.Trace{}, fmt.Errorf("--history-portrait %s: %w", o.HistoryPortrait, err)
+			return replay.Trace{}, none, fmt.Errorf("--history-portrait %s: %w", o.HistoryPortrait, err)
 		}
 		pts = dropNaN(pts)
 		step, name = o.Step, ns+"/"+hpName
 	default:
-		return replay.Trace{}, errors.New("give the traffic: --trace FILE (timestamp,value CSV) or --history-portrait NAMESPACE/NAME")
+		return replay.Trace{}, none, errors.New("give the traffic: --trace FILE (timestamp,value CSV) or --history-portrait NAMESPACE/NAME")
 	}
-	s, err := regularize(name, pts, step)
+	s, g, err := regularizeFill(name, pts, step, rule)
 	if err != nil {
-		return replay.Trace{}, fmt.Errorf("traffic %s: %w", name, err)
+		return replay.Trace{}, g, fmt.Errorf("traffic %s: %w", name, err)
 	}
-	return replay.Trace{Name: name, Start: s.Start, Step: s.Step, Values: s.Values}, nil
+	return replay.Trace{Name: name, Start: s.Start, Step: s.Step, Values: s.Values}, g, nil
 }
 
 // ReadTrace reads a timestamp,value CSV (such as the NAB traces) into a trace on its most common step,
-// averaging points that share a step and filling missing steps with 0.
+// averaging points that share a step and interpolating missing steps.
 func ReadTrace(path string) (replay.Trace, error) {
+	tr, _, err := ReadTraceFill(path, forecast.FillLinear)
+	return tr, err
+}
+
+// ReadTraceFill is ReadTrace with the fill rule of missing steps, which it reports.
+func ReadTraceFill(path string, rule forecast.FillRule) (replay.Trace, forecast.Gaps, error) {
+	var none forecast.Gaps
 	pts, err := readPointsFile(path)
 	if err != nil {
-		return replay.Trace{}, err
+		return replay.Trace{}, none, err
 	}
 	step, err := commonStep(pts)
 	if err != nil {
-		return replay.Trace{}, fmt.Errorf("%s: %w", path, err)
+		return replay.Trace{}, none, fmt.Errorf("%s: %w", path, err)
 	}
 	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-	s, err := regularize(name, pts, step)
+	s, g, err := regularizeFill(name, pts, step, rule)
 	if err != nil {
-		return replay.Trace{}, fmt.Errorf("%s: %w", path, err)
+		return replay.Trace{}, g, fmt.Errorf("%s: %w", path, err)
 	}
-	return replay.Trace{Name: name, Start: s.Start, Step: s.Step, Values: s.Values}, nil
+	return replay.Trace{Name: name, Start: s.Start, Step: s.Step, Values: s.Values}, g, nil
 }
 
 // commonStep is the most frequent spacing of the points: the trace's sampling step.

@@ -52,6 +52,10 @@ type HyperParams struct {
 	ValidationFraction *float64 `json:"validationFraction,omitempty"`
 	SamplesPerEpoch    int      `json:"samplesPerEpoch,omitempty"`
 	Seed               *uint64  `json:"seed,omitempty"`
+	// Quantiles are the network's quantile heads (default forecast.DefaultQuantiles).
+	Quantiles []float64 `json:"quantiles,omitempty"`
+	// Methods restricts the forecasters each series may choose from (default: all of forecast.Methods).
+	Methods []string `json:"methods,omitempty"`
 }
 
 // LoadTrainConfig reads and validates a training config file.
@@ -101,10 +105,20 @@ func (c *TrainConfig) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"epochs", h.Epochs}, {"batchSize", h.BatchSize}, {"patience", h.Patience}, {"hiddenSize", h.HiddenSize},
+	}{{"epochs", h.Epochs}, {"batchSize", h.BatchSize}, {"patience", h.Patience}, {"hiddenSize (0: sized to the data)", h.HiddenSize},
 		{"numLayers", h.NumLayers}, {"samplesPerEpoch", h.SamplesPerEpoch}} {
 		if f.v < 0 {
 			add("hyperParams.%s: %d, must be > 0", f.name, f.v)
+		}
+	}
+	for i, q := range h.Quantiles {
+		if !(q > 0 && q < 1) {
+			add("hyperParams.quantiles[%d]: %g, must be in (0, 1)", i, q)
+		}
+	}
+	for i, m := range h.Methods {
+		if !slices.Contains(forecast.Methods, m) {
+			add("hyperParams.methods[%d]: %q, must be one of %s", i, m, strings.Join(forecast.Methods, ", "))
 		}
 	}
 	if v := h.ValidationFraction; v != nil && (*v < 0 || *v >= 1 || math.IsNaN(*v)) {
@@ -163,6 +177,7 @@ func (c *TrainConfig) ForecastConfig() forecast.Config {
 	if h.Seed != nil {
 		fc.Seed = *h.Seed
 	}
+	fc.Quantiles, fc.Methods = h.Quantiles, h.Methods
 	return fc
 }
 
@@ -174,7 +189,9 @@ type TrainOptions struct {
 	ConfigFile    string
 	ModelSavePath string
 	DatasetFile   string
-	Kube          KubeOptions
+	// Fill is the rule that fills missing steps (forecast.FillRule); empty is linear interpolation.
+	Fill string
+	Kube KubeOptions
 }
 
 // NewTrainCommand returns `kapacity train`.
@@ -188,11 +205,26 @@ directory (manifest.json, estimator_config.yaml, item2id.json, weights.bin).
 
 The dataset is --dataset-file, a CSV with timestamp,value[,workload,metric] columns (workload
 "<namespace>/<name>", metric = the metric's name in the config), or, without it, the history of every
-metric of the config's targets fetched from the history API.`,
+metric of the config's targets fetched from the history API.
+
+Missing steps are reported and filled (--fill); a series with more than half its steps missing is
+refused. After training, every series keeps the forecaster (the network, seasonal-naive, seasonal
+mean, Theta or their ensemble) that did best on its validation window; the choice and its error are
+printed per series and saved with the model. deploy/examples/ has training configs for 5-minute and
+hourly data with sizing guidance.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var src HistorySource
 			if o.DatasetFile == "" {
+				// Name the missing input before trying a cluster connection that would fail for
+				// another reason (no kubeconfig).
+				c, err := LoadTrainConfig(o.ConfigFile)
+				if err != nil {
+					return err
+				}
+				if len(c.Targets) == 0 {
+					return errNoDataset
+				}
 				s, err := o.Kube.HistorySource()
 				if err != nil {
 					return err
@@ -207,6 +239,7 @@ metric of the config's targets fetched from the history API.`,
 	f.StringVar(&o.ConfigFile, "config-file", "", "training config file (YAML)")
 	f.StringVar(&o.ModelSavePath, "model-save-path", "", "directory to save the model to")
 	f.StringVar(&o.DatasetFile, "dataset-file", "", "CSV dataset (timestamp,value[,workload,metric]); without it, history is fetched")
+	f.StringVar(&o.Fill, "fill", string(forecast.FillLinear), "how missing steps are filled: linear (interpolate), forward (repeat the last value) or zero")
 	o.Kube.AddFlags(f)
 	_ = cmd.MarkFlagRequired("config-file")
 	_ = cmd.MarkFlagRequired("model-save-path")
@@ -225,16 +258,26 @@ func RunTrain(ctx context.Context, o TrainOptions, src HistorySource, now time.T
 	if err != nil {
 		return nil, err
 	}
+	rule := forecast.FillLinear
+	if o.Fill != "" {
+		if rule, err = forecast.ParseFillRule(o.Fill); err != nil {
+			return nil, fmt.Errorf("--fill: %w", err)
+		}
+	}
 	fc := c.ForecastConfig()
 	step, _ := forecast.ParseFreq(fc.Freq)
 	var series []forecast.Series
+	var gaps []string
 	if o.DatasetFile != "" {
-		series, err = datasetSeries(o.DatasetFile, c, step)
+		series, gaps, err = datasetSeries(o.DatasetFile, c, step, rule)
 	} else {
-		series, err = historySeries(ctx, src, c, step, now)
+		series, gaps, err = historySeries(ctx, src, c, step, now, rule)
 	}
 	if err != nil {
 		return nil, err
+	}
+	for _, g := range gaps {
+		fmt.Fprintln(out, g)
 	}
 	points := 0
 	for _, s := range series {
@@ -252,8 +295,51 @@ func RunTrain(ctx context.Context, o TrainOptions, src HistorySource, now time.T
 	if err := m.Save(o.ModelSavePath); err != nil {
 		return nil, fmt.Errorf("--model-save-path %s: %w", o.ModelSavePath, err)
 	}
-	fmt.Fprintf(out, "saved model (%d parameters) to %s in %s\n", m.NumParams(), o.ModelSavePath, time.Since(start).Round(time.Millisecond))
+	writeChoices(out, m, series)
+	fmt.Fprintf(out, "saved model (%d parameters, hidden size %d) to %s in %s\n", m.NumParams(), m.HiddenSize(), o.ModelSavePath, time.Since(start).Round(time.Millisecond))
 	return m, nil
+}
+
+// errNoDataset is the error of `kapacity train` with neither a dataset nor targets to fetch.
+var errNoDataset = errors.New("--dataset-file is required: the --config-file has no targets whose history could be fetched instead")
+
+// maxChoiceLines is how many series writeChoices lists one by one before summarising.
+const maxChoiceLines = 20
+
+// writeChoices prints the forecaster each series chose and its validation error next to
+// seasonal-naive's, then how many series chose each method.
+func writeChoices(out io.Writer, m *forecast.Model, series []forecast.Series) {
+	counts := map[string]int{}
+	for i, s := range series {
+		in := m.SeriesInfo(s.ID)
+		if in == nil {
+			continue
+		}
+		counts[in.Method]++
+		if i < maxChoiceLines {
+			fmt.Fprintln(out, choiceLine(s.ID, in))
+		}
+	}
+	if len(series) > maxChoiceLines {
+		fmt.Fprintf(out, "... and %d more series (kapacity forecast --series ID shows each)\n", len(series)-maxChoiceLines)
+	}
+	var parts []string
+	for _, meth := range forecast.Methods {
+		if counts[meth] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", meth, counts[meth]))
+		}
+	}
+	fmt.Fprintf(out, "methods chosen: %s\n", strings.Join(parts, ", "))
+}
+
+// choiceLine says which forecaster a series uses and how it scored on validation.
+func choiceLine(id string, in *forecast.SeriesInfo) string {
+	if len(in.Validation) == 0 {
+		return fmt.Sprintf("series %s: method %s (too short to validate)", displayID(id), in.Method)
+	}
+	c, n := in.Chosen(), in.Validation[forecast.MethodSeasonalNaive]
+	return fmt.Sprintf("series %s: method %s, validation MASE %.3f sMAPE %.2f%% (seasonal-naive MASE %.3f sMAPE %.2f%%) over %d windows",
+		displayID(id), in.Method, c.MASE, c.SMAPE, n.MASE, n.SMAPE, in.ValidationWindows)
 }
 
 // epochLine is the progress line of one epoch: a bar, the losses and whether the weights were kept.
@@ -273,16 +359,17 @@ func epochLine(e forecast.EpochStats, total int) string {
 		bar, e.Epoch, total, e.TrainLoss, valid, e.NumSamples, e.Elapsed.Round(time.Millisecond), best)
 }
 
-// datasetSeries reads the dataset CSV into one regular series per (workload, metric).
-func datasetSeries(path string, c *TrainConfig, step time.Duration) ([]forecast.Series, error) {
+// datasetSeries reads the dataset CSV into one regular series per (workload, metric), gaps filled by
+// rule; it returns a line per series with gaps.
+func datasetSeries(path string, c *TrainConfig, step time.Duration, rule forecast.FillRule) ([]forecast.Series, []string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("--dataset-file: %w", err)
+		return nil, nil, fmt.Errorf("--dataset-file: %w", err)
 	}
 	defer f.Close()
 	recs, labelled, err := readRecords(f, path)
 	if err != nil {
-		return nil, fmt.Errorf("--dataset-file: %w", err)
+		return nil, nil, fmt.Errorf("--dataset-file: %w", err)
 	}
 	groups := map[string][]Point{}
 	for _, r := range recs {
@@ -300,14 +387,18 @@ func datasetSeries(path string, c *TrainConfig, step time.Duration) ([]forecast.
 	}
 	slices.Sort(ids)
 	series := make([]forecast.Series, 0, len(ids))
+	var gaps []string
 	for _, id := range ids {
-		s, err := regularize(id, groups[id], step)
+		s, g, err := regularizeFill(id, groups[id], step, rule)
 		if err != nil {
-			return nil, fmt.Errorf("--dataset-file %s, series %s: %w", path, displayID(id), err)
+			return nil, nil, fmt.Errorf("--dataset-file %s, series %s: %w", path, displayID(id), err)
+		}
+		if l := gapLine(id, g, step, rule); l != "" {
+			gaps = append(gaps, l)
 		}
 		series = append(series, s)
 	}
-	return series, nil
+	return series, gaps, nil
 }
 
 // defaultSeriesID names the series of an unlabelled (timestamp,value) dataset: the config's only target
@@ -320,35 +411,39 @@ func defaultSeriesID(c *TrainConfig) string {
 	return "default"
 }
 
-// historySeries fetches every target metric from the history API.
-func historySeries(ctx context.Context, src HistorySource, c *TrainConfig, step time.Duration, now time.Time) ([]forecast.Series, error) {
+// historySeries fetches every target metric from the history API, gaps filled by rule.
+func historySeries(ctx context.Context, src HistorySource, c *TrainConfig, step time.Duration, now time.Time, rule forecast.FillRule) ([]forecast.Series, []string, error) {
 	if len(c.Targets) == 0 {
-		return nil, errors.New("--config-file: targets is empty, so --dataset-file is required")
+		return nil, nil, errNoDataset
 	}
 	if src == nil {
-		return nil, errors.New("no history source: give --dataset-file or a history API connection")
+		return nil, nil, errors.New("no history source: give --dataset-file or a history API connection")
 	}
 	var series []forecast.Series
+	var gaps []string
 	for i, t := range c.Targets {
 		length, _ := forecast.ParseFreq(t.HistoryLength)
 		for j, m := range t.Metrics {
 			q, err := metricQuery(t.WorkloadNamespace, t.WorkloadRef, m)
 			if err != nil {
-				return nil, fmt.Errorf("targets[%d].metrics[%d]: %w", i, j, err)
+				return nil, nil, fmt.Errorf("targets[%d].metrics[%d]: %w", i, j, err)
 			}
 			pts, err := fetchPoints(ctx, src, q, now, length)
 			if err != nil {
-				return nil, fmt.Errorf("targets[%d].metrics[%d] (%s): %w", i, j, m.Name, err)
+				return nil, nil, fmt.Errorf("targets[%d].metrics[%d] (%s): %w", i, j, m.Name, err)
 			}
 			id := forecast.SeriesID(workloadKey(t.WorkloadNamespace, t.WorkloadRef.Name), m.Name)
-			s, err := regularize(id, dropNaN(pts), step)
+			s, g, err := regularizeFill(id, dropNaN(pts), step, rule)
 			if err != nil {
-				return nil, fmt.Errorf("targets[%d].metrics[%d] (%s): %w", i, j, m.Name, err)
+				return nil, nil, fmt.Errorf("targets[%d].metrics[%d] (%s): %w", i, j, m.Name, err)
+			}
+			if l := gapLine(id, g, step, rule); l != "" {
+				gaps = append(gaps, l)
 			}
 			series = append(series, s)
 		}
 	}
-	return series, nil
+	return series, gaps, nil
 }
 
 func dropNaN(pts []Point) []Point {

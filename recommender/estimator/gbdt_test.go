@@ -173,3 +173,60 @@ func TestGBDTEarlyStoppingConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryTrainedModelPredictsIdenticallyInLeaves writes every kind of model the trainer produces in
+// LightGBM's text format, loads it with github.com/dmitryikh/leaves (the declared predictor, an
+// independent reader of LightGBM's format) and checks it predicts bit-for-bit what the trees predict,
+// on the training rows, on values exactly at the split thresholds, outside the training range and on
+// NaN features. A model LightGBM itself trained loads the same way.
+func TestEveryTrainedModelPredictsIdenticallyInLeaves(t *testing.T) {
+	x, y := residualSeries(2016, true, 3)
+	xn, yn := residualSeries(600, false, 4)
+	tests := []struct {
+		name string
+		x    [][]float64
+		y    []float64
+		cfg  func(*GBDTConfig)
+	}{
+		{"default, early-stopped", x, y, func(*GBDTConfig) {}},
+		{"all rounds, no early stopping", x, y, func(c *GBDTConfig) { c.Patience = 0 }},
+		{"many small leaves", x, y, func(c *GBDTConfig) { c.NumLeaves, c.MinDataInLeaf, c.Patience = 63, 1, 0 }},
+		{"stumps", x, y, func(c *GBDTConfig) { c.NumLeaves, c.NumTrees, c.Patience = 2, 30, 0 }},
+		{"pure noise: the starting score alone", xn, yn, func(*GBDTConfig) {}},
+		{"few bins, regularised", x, y, func(c *GBDTConfig) { c.MaxBin, c.Lambda, c.Patience = 8, 5, 0 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultGBDTConfig()
+			tc.cfg(&cfg)
+			b, err := TrainGBDT(tc.x, tc.y, nil, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := NewPredictor(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.NumFeatures() != len(tc.x[0]) {
+				t.Fatalf("leaves reads %d features, want %d", p.NumFeatures(), len(tc.x[0]))
+			}
+			rows := append([][]float64(nil), tc.x...)
+			for _, tr := range b.Trees {
+				for i, f := range tr.SplitFeature {
+					r := append([]float64(nil), tc.x[0]...)
+					r[f] = tr.Threshold[i] // exactly at the threshold: LightGBM goes left (≤)
+					rows = append(rows, r)
+				}
+			}
+			rows = append(rows, []float64{-1e9, -1e9, -1e9}, []float64{1e9, 1e9, 1e9}, []float64{math.NaN(), 3, math.NaN()})
+			for i, r := range rows {
+				if got, want := p.Predict(r), b.Predict(r); got != want {
+					t.Fatalf("row %d %v: leaves predicts %v, the trainer's trees %v", i, r, got, want)
+				}
+			}
+		})
+	}
+	if _, err := LoadLightGBM([]byte("not a model")); err == nil {
+		t.Error("garbage loaded as a model")
+	}
+}

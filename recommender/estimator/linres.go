@@ -131,9 +131,11 @@ func (e *GateError) Error() string {
 // Estimator is a fitted Linear-Residual model: per-pod resource = linear(per-pod traffic)
 // [+ GBDT residual(per-pod traffic, linear prediction, weekday, minute of day)].
 type Estimator struct {
-	Policy        Policy
-	Linear        *ElasticNet
-	Residual      *Booster
+	Policy   Policy
+	Linear   *ElasticNet
+	Residual *Booster
+	// residual predicts with Residual as loaded by leaves from its LightGBM text (see Predictor).
+	residual      *Predictor
 	ScaleFactor   float64 // resource values were divided by it to land in 0..100
 	WeekdayBinary bool    // train span < 10 days: weekday is 0 (Mon–Fri) or 1 (Sat, Sun)
 	ReplicasMax   int
@@ -170,7 +172,7 @@ func (e *Estimator) PerPod(t time.Time, traffic []float64, n float64) float64 {
 	}
 	y := e.Linear.Predict(per)
 	if e.Policy == PolicyResidual {
-		y += e.Residual.Predict(e.residualRow(t, per, y))
+		y += e.residual.Predict(e.residualRow(t, per, y))
 	}
 	return y * e.ScaleFactor
 }
@@ -285,11 +287,14 @@ func Fit(history []Sample, opts Options) (*Estimator, error) {
 	if e.Residual, err = TrainGBDT(rx, ry, rw, gcfg); err != nil {
 		return nil, fmt.Errorf("estimator: residual model: %w", err)
 	}
+	if e.residual, err = NewPredictor(e.Residual); err != nil {
+		return nil, fmt.Errorf("estimator: residual model: %w", err)
+	}
 	xte, yte := xy(test)
 	lin, res := make([]float64, len(test)), make([]float64, len(test))
 	for i, r := range test {
 		lin[i] = e.Linear.Predict(xte.RawRowView(i))
-		res[i] = lin[i] + e.Residual.Predict(e.residualRow(r.Time, xte.RawRowView(i), lin[i]))
+		res[i] = lin[i] + e.residual.Predict(e.residualRow(r.Time, xte.RawRowView(i), lin[i]))
 	}
 	e.LinearTest = measure(yte, lin, opts.BigErrorLimit)
 	e.ResidualTest = measure(yte, res, opts.BigErrorLimit)

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -174,7 +175,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 			t.Fatalf("step %d: reloaded model predicts %v, trained %v", i, have[i], want[i])
 		}
 	}
-	if got.Config != m.Config {
+	if !reflect.DeepEqual(got.Config, m.Config) || !reflect.DeepEqual(got.Info, m.Info) {
 		t.Fatalf("config %+v, want %+v", got.Config, m.Config)
 	}
 	if _, err := got.Predict("other", s.Values, last); err == nil || !strings.Contains(err.Error(), "not in the model") {
@@ -184,7 +185,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		name, file, content, wantErr string
 	}{
-		{"newer version", manifestFile, `{"format":"kapacity-sntsf","version":2}`, "version 2 is not supported"},
+		{"newer version", manifestFile, `{"format":"kapacity-sntsf","version":3}`, "version 3 is not supported"},
 		{"other format", manifestFile, `{"format":"torch","version":1}`, `format "torch"`},
 		{"corrupt weights", weightsFile, "KSNW0000000000000000", "checksum"},
 	} {
@@ -245,9 +246,9 @@ func TestRegularize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []float64{2, 0, 9}
-	if !s.Start.Equal(t0) || len(s.Values) != 3 || s.Values[0] != want[0] || s.Values[1] != want[1] || s.Values[2] != want[2] {
-		t.Fatalf("got %v %v, want %v %v", s.Start, s.Values, t0, want)
+	// The empty bucket is a gap (NaN), never a 0 the source did not report.
+	if !s.Start.Equal(t0) || len(s.Values) != 3 || s.Values[0] != 2 || !math.IsNaN(s.Values[1]) || s.Values[2] != 9 {
+		t.Fatalf("got %v %v, want %v [2 NaN 9]", s.Start, s.Values, t0)
 	}
 	for _, f := range []string{"min", "1min", "10min", "H", "1H", "D", "1D"} {
 		if _, err := ParseFreq(f); err != nil {

@@ -15,25 +15,29 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// Model directory format, version 1 (FormatVersion). A model is a directory holding:
+// Model directory format, version 2 (FormatVersion). A model is a directory holding:
 //
-//	manifest.json          {"format": "kapacity-sntsf", "version": 1}; read first, rejects other versions
+//	manifest.json          {"format": "kapacity-sntsf", "version": 2}; read first, rejects other versions
 //	estimator_config.yaml  the Config (reference field names), the time features and the network shape
 //	item2id.json           series ID -> embedding row, as the reference's item2id.json
 //	weights.bin            "KSNW", uint32 version, uint32 tensor count, then per tensor: uint16 name length,
 //	                       name, uint32 rows, uint32 cols, rows·cols float32; then the CRC-32 (IEEE) of all
 //	                       preceding bytes. Little-endian throughout.
+//	series.json            per series ID, the SeriesInfo: the method chosen on validation, every
+//	                       candidate's validation error, the scale floor, non-negativity, quantile spreads
 //
+// Version 1 (no quantile heads, no series.json: the network forecasts every series) still loads.
 // Weights are float32 on disk (half the size of float64); Train rounds them before returning, so a reloaded
 // model predicts exactly what the trained one did.
 const (
 	FormatName    = "kapacity-sntsf"
-	FormatVersion = 1
+	FormatVersion = 2
 
 	manifestFile = "manifest.json"
 	configFile   = "estimator_config.yaml"
 	seriesFile   = "item2id.json"
 	weightsFile  = "weights.bin"
+	infoFile     = "series.json"
 	weightsMagic = "KSNW"
 )
 
@@ -60,10 +64,14 @@ func (m *Model) Save(dir string) error {
 		return fmt.Errorf("save model: encode config: %w", err)
 	}
 	series, _ := json.MarshalIndent(m.Series, "", "  ")
+	info, err := json.Marshal(m.Info)
+	if err != nil {
+		return fmt.Errorf("save model: encode %s: %w", infoFile, err)
+	}
 	files := []struct {
 		name string
 		data []byte
-	}{{configFile, cfg}, {seriesFile, series}, {weightsFile, encodeWeights(m.net)}, {manifestFile, man}}
+	}{{configFile, cfg}, {seriesFile, series}, {infoFile, info}, {weightsFile, encodeWeights(m.net)}, {manifestFile, man}}
 	// The manifest goes last: a directory without one is an incomplete save, not a model.
 	for _, f := range files {
 		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
@@ -83,7 +91,7 @@ func Load(dir string) (*Model, error) {
 	if err := json.Unmarshal(raw, &man); err != nil {
 		return nil, fmt.Errorf("load model %s: parse %s: %w", dir, manifestFile, err)
 	}
-	if man.Format != FormatName || man.Version != FormatVersion {
+	if man.Format != FormatName || man.Version < 1 || man.Version > FormatVersion {
 		return nil, fmt.Errorf("load model %s: format %q version %d is not supported (this build reads %q version %d); retrain the model with `kapacity train`",
 			dir, man.Format, man.Version, FormatName, FormatVersion)
 	}
@@ -116,6 +124,30 @@ func Load(dir string) (*Model, error) {
 	for id, i := range m.Series {
 		if i < 0 || i >= fc.Arch.NumSeries {
 			return nil, fmt.Errorf("load model %s: series %q has row %d out of range", dir, id, i)
+		}
+	}
+	if man.Version >= 2 {
+		if raw, err = os.ReadFile(filepath.Join(dir, infoFile)); err != nil {
+			return nil, fmt.Errorf("load model %s: %w", dir, err)
+		}
+		if err := json.Unmarshal(raw, &m.Info); err != nil {
+			return nil, fmt.Errorf("load model %s: parse %s: %w", dir, infoFile, err)
+		}
+		for id, in := range m.Info {
+			if _, ok := m.Series[id]; !ok || in == nil {
+				return nil, fmt.Errorf("load model %s: %s: series %q is not in %s", dir, infoFile, id, seriesFile)
+			}
+			if !containsString(Methods, in.Method) {
+				return nil, fmt.Errorf("load model %s: %s: series %q: unknown method %q", dir, infoFile, id, in.Method)
+			}
+			if len(in.Spread) != 0 && len(in.Spread) != len(fc.Arch.Quantiles) {
+				return nil, fmt.Errorf("load model %s: %s: series %q: %d spreads for %d quantiles", dir, infoFile, id, len(in.Spread), len(fc.Arch.Quantiles))
+			}
+		}
+	}
+	for _, q := range fc.Arch.Quantiles {
+		if !(q > 0 && q < 1) {
+			return nil, fmt.Errorf("load model %s: quantile head %g is not in (0, 1)", dir, q)
 		}
 	}
 	raw, err = os.ReadFile(filepath.Join(dir, weightsFile))
@@ -161,7 +193,7 @@ func decodeWeights(raw []byte, a Arch) (*network, error) {
 	if crc32.ChecksumIEEE(body) != sum {
 		return nil, errors.New("checksum mismatch: the file is corrupt")
 	}
-	if v := le.Uint32(body[4:]); v != FormatVersion {
+	if v := le.Uint32(body[4:]); v < 1 || v > FormatVersion {
 		return nil, fmt.Errorf("weights version %d is not supported (want %d)", v, FormatVersion)
 	}
 	n := newNetwork(a)

@@ -16,6 +16,23 @@ type Arch struct {
 	Cardinalities    []int `json:"cardinalities"`
 	HiddenSize       int   `json:"hiddenSize"`
 	NumLayers        int   `json:"numLayers"`
+	// Quantiles are the output heads: PredictionLength outputs per quantile, in this order. Models of
+	// format version 1 have none: a single head trained on L1 loss, the median.
+	Quantiles []float64 `json:"quantiles,omitempty"`
+}
+
+// numHeads is the number of quantile heads (1 for a version-1 model).
+func (a Arch) numHeads() int { return max(1, len(a.Quantiles)) }
+
+// outputs is the width of the output layer: PredictionLength per head.
+func (a Arch) outputs() int { return a.PredictionLength * a.numHeads() }
+
+// headQuantile is the quantile head k is trained for.
+func (a Arch) headQuantile(k int) float64 {
+	if len(a.Quantiles) == 0 {
+		return 0.5
+	}
+	return a.Quantiles[k]
 }
 
 // featureSize is the width of the SNTSF feature vector: 4C + 4FC, as in the reference.
@@ -50,8 +67,8 @@ type network struct {
 	win     *tensor   // Hidden x D
 	bin     *tensor   // 1 x Hidden
 	w1, w2  []*tensor // (Hidden/2 x Hidden), (Hidden x Hidden/2) per gated layer, no bias (as the reference)
-	wout    *tensor   // P x Hidden
-	bout    *tensor   // 1 x P
+	wout    *tensor   // P·heads x Hidden
+	bout    *tensor   // 1 x P·heads
 }
 
 func newNetwork(a Arch) *network {
@@ -67,8 +84,8 @@ func newNetwork(a Arch) *network {
 		n.w1 = append(n.w1, newTensor("gate_"+itoa(l)+".w1", hr, h))
 		n.w2 = append(n.w2, newTensor("gate_"+itoa(l)+".w2", h, hr))
 	}
-	n.wout = newTensor("output.weight", a.PredictionLength, h)
-	n.bout = newTensor("output.bias", 1, a.PredictionLength)
+	n.wout = newTensor("output.weight", a.outputs(), h)
+	n.bout = newTensor("output.bias", 1, a.outputs())
 	return n
 }
 
@@ -167,7 +184,7 @@ type batch struct {
 	z    [][]float64 // L+1 of B x H
 	r    [][]float64 // L of B x H/2 (after ReLU)
 	s    [][]float64 // L of B x H (sigmoid gates)
-	out  []float64   // B x P
+	out  []float64   // B x P·heads
 	// scratch for the backward pass
 	dz, dzp, ds, dr []float64
 	dout, df        []float64
@@ -175,7 +192,7 @@ type batch struct {
 
 func newBatch(a Arch, size int) *batch {
 	h, hr := a.HiddenSize, a.HiddenSize/2
-	b := &batch{size: size, f: make([]float64, size*a.featureSize()), out: make([]float64, size*a.PredictionLength)}
+	b := &batch{size: size, f: make([]float64, size*a.featureSize()), out: make([]float64, size*a.outputs())}
 	for l := 0; l <= a.NumLayers; l++ {
 		b.z = append(b.z, make([]float64, size*h))
 	}
@@ -185,7 +202,7 @@ func newBatch(a Arch, size int) *batch {
 	}
 	b.dz, b.dzp, b.ds = make([]float64, size*h), make([]float64, size*h), make([]float64, size*h)
 	b.dr = make([]float64, size*hr)
-	b.dout = make([]float64, size*a.PredictionLength)
+	b.dout = make([]float64, size*a.outputs())
 	b.df = make([]float64, size*a.featureSize())
 	return b
 }
@@ -248,7 +265,7 @@ func (n *network) features(s *sample, f []float64) {
 // forward computes the scaled outputs of the samples into b.out.
 func (n *network) forward(samples []*sample, b *batch) {
 	a := n.arch
-	bs, d, h, hr, p := len(samples), a.featureSize(), a.HiddenSize, a.HiddenSize/2, a.PredictionLength
+	bs, d, h, hr, p := len(samples), a.featureSize(), a.HiddenSize, a.HiddenSize/2, a.outputs()
 	for i, s := range samples {
 		n.features(s, b.f[i*d:(i+1)*d])
 	}
@@ -282,7 +299,7 @@ func (n *network) forward(samples []*sample, b *batch) {
 // backward accumulates into g the gradients of the loss whose derivative w.r.t. b.out is in b.dout.
 func (n *network) backward(samples []*sample, b *batch, g *network) {
 	a := n.arch
-	bs, d, h, hr, p := len(samples), a.featureSize(), a.HiddenSize, a.HiddenSize/2, a.PredictionLength
+	bs, d, h, hr, p := len(samples), a.featureSize(), a.HiddenSize, a.HiddenSize/2, a.outputs()
 	dout := mat(bs, p, b.dout)
 	blas64.Gemm(blas.Trans, blas.NoTrans, 1, dout, mat(bs, h, b.z[a.NumLayers]), 1, g.wout.general())
 	colSum(dout, g.bout.data)

@@ -8,10 +8,16 @@
 //   - cron: an IHPA with a Cron portrait of one window per hour of day, sized from the training part of the
 //     trace (the 95th percentile of the replicas each hour needed) and started one pod start-up earlier;
 //   - predictive: an IHPA following Kapacity's predictive portrait — the forecaster (package forecast)
-//     trained on the first part of the trace and re-run on the job schedule, the linear-residual replica
+//     trained on the first part of the trace and re-run on the job schedule, sized for a quantile of the
+//     forecast traffic (--forecast-quantile, the forecaster's quantile heads), the linear-residual replica
 //     estimator (package estimator) fitted on the training part, resampled by the scaling frequency with
 //     max and scaled up ahead of time, with gray scale-down;
-//   - predictive+reactive: the same, with the HPA algorithm's replicas as a floor (max of the two);
+//   - predictive+reactive: the same, with the HPA algorithm's replicas (held over the HPA's scale-down
+//     stabilization window) as a floor (max of the two);
+//   - burst: the Reactive portrait plus package burst, run at every sync on a 30 s traffic rate, which
+//     scales at once to the traffic projected one start-up ahead when it would overload the pods;
+//   - predictive+burst: the predictive portrait plus package burst, with the forecast's 0.9 quantile as
+//     the band a burst must leave;
 //   - oracle: the smallest replicas that meet the CPU target at every step knowing the future, given the
 //     pod start-up delay — the physical limit every other policy is measured against.
 //
@@ -23,4 +29,9 @@
 // delay has passed; pods held in a gray state cost but do not serve. Every policy acts every sync period
 // (15 s), the trace value holds over its step, and each tick is scored: replica-seconds of every existing
 // pod (starting ones included), seconds with utilisation above the target and above 100 %.
+//
+// Sweep (Config.Sweep, `--pareto`): the HPA is also replayed at lower and higher targets, and the IHPA
+// policies at several forecast quantiles; each policy is compared with the replica-hours an HPA tuned to
+// the same minutes over 100 % needs (interpolated on the HPA's frontier), the alternative a user really
+// has.
 package replay

@@ -45,6 +45,9 @@ type observation struct {
 	state
 	// usage is the mean demand (pods' worth of CPU) over the metric window, carried by the ready pods.
 	usage float64
+	// traffic is the demand as a traffic metric shows it: its rate over the last two syncs (a 30 s
+	// rate of a 15 s scrape), sooner than the CPU metric's window.
+	traffic float64
 }
 
 // hpaReplicas is the HPA replica calculator for a CPU utilisation target (GetResourceReplicas), with the

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/kapacitystack/kapacity/recommender/burst"
 	"github.com/kapacitystack/kapacity/recommender/estimator"
 	"github.com/kapacitystack/kapacity/recommender/forecast"
 )
@@ -25,10 +26,12 @@ type PredictiveConfig struct {
 	ScalingFreq time.Duration
 	// ScaleUpAhead is --scale-up-ahead-seconds.
 	ScaleUpAhead time.Duration
-	// ForecastQuantile, when in (0, 1), scales each forecast step up to this quantile of the actual
-	// traffic over the forecast (measured on the training tail); 0 uses the forecast as it is, as
-	// Kapacity does.
+	// ForecastQuantile, when in (0, 1), sizes the portrait for this quantile of the forecast traffic
+	// (the network's quantile heads, or the chosen baseline's validation errors); 0 uses the point
+	// forecast, as Kapacity does.
 	ForecastQuantile float64
+	// BandQuantile is the forecast quantile the burst policy compares the traffic with (its upper band).
+	BandQuantile float64
 }
 
 // DefaultForecastConfig sizes the forecaster for a trace step: 12 steps ahead from six hours of context
@@ -42,7 +45,7 @@ func DefaultForecastConfig(step time.Duration, seed uint64) forecast.Config {
 		c.ContextLength = int(24 * time.Hour / step)
 	}
 	c.ContextLength = min(max(c.ContextLength, 8), 288)
-	c.HiddenSize, c.Epochs, c.Patience, c.SamplesPerEpoch = 64, 40, 6, 4096
+	c.Epochs, c.Patience, c.SamplesPerEpoch = 40, 6, 4096
 	c.Seed = seed
 	return c
 }
@@ -60,10 +63,12 @@ func freqString(step time.Duration) string {
 	return fmt.Sprintf("%ds", step/time.Second)
 }
 
-// portraitRun is one job's result: a replica time series, valid until expire.
+// portraitRun is one job's result: a replica time series, valid until expire, and the forecast's upper
+// band (in pods' worth of CPU) for the burst policy.
 type portraitRun struct {
 	at     time.Time
 	points []estimator.Point
+	band   []burst.BandPoint
 	expire time.Time
 }
 
@@ -88,11 +93,8 @@ func fitEstimator(tr Trace, trainEnd int, samples []estimator.Sample, opts estim
 	return est, nil
 }
 
-// buildPortrait runs the job at every JobInterval from start to the end of the trace.
-func buildPortrait(tr Trace, start time.Time, m *forecast.Model, calib calibration, est *estimator.Estimator, w Workload, cfg PredictiveConfig) (*predictivePortrait, error) {
-	id := tr.Name
-	var qs []forecast.Query
-	var runAt []time.Time
+// jobQueries are the forecasts the job makes at every JobInterval from start to the end of the trace.
+func jobQueries(tr Trace, start time.Time, m *forecast.Model, cfg PredictiveConfig) (qs []forecast.Query, runAt []time.Time) {
 	first := start.Truncate(cfg.JobInterval)
 	if first.Before(start) {
 		first = first.Add(cfg.JobInterval)
@@ -102,26 +104,43 @@ func buildPortrait(tr Trace, start time.Time, m *forecast.Model, calib calibrati
 		if last < m.Config.ContextLength {
 			continue
 		}
-		qs = append(qs, forecast.Query{ID: id, History: tr.Values[:last+1], Last: tr.TimeAt(last)})
+		qs = append(qs, forecast.Query{ID: tr.Name, History: tr.Values[:last+1], Last: tr.TimeAt(last)})
 		runAt = append(runAt, at)
 	}
-	preds, err := m.PredictBatch(qs)
+	return qs, runAt
+}
+
+// buildPortrait runs the job at every JobInterval from start to the end of the trace, sizing each
+// portrait for quantile q of the forecast (0: the point forecast).
+func buildPortrait(tr Trace, start time.Time, m *forecast.Model, est *estimator.Estimator, w Workload, cfg PredictiveConfig, q float64) (*predictivePortrait, error) {
+	qs, runAt := jobQueries(tr, start, m, cfg)
+	preds, err := m.PredictBatchQuantile(qs, q)
 	if err != nil {
 		return nil, fmt.Errorf("forecast: %w", err)
+	}
+	var bands [][]float64
+	if cfg.BandQuantile > 0 {
+		if bands, err = m.PredictBatchQuantile(qs, cfg.BandQuantile); err != nil {
+			return nil, fmt.Errorf("forecast band: %w", err)
+		}
 	}
 	p := &predictivePortrait{}
 	target := w.CPUTarget // per pod, in pods' worth of CPU: a request is 1
 	for k, pred := range preds {
 		points := make([]estimator.Point, 0, len(pred))
+		var band []burst.BandPoint
 		ok := true
 		for i, v := range pred {
 			t := qs[k].Last.Add(time.Duration(i+1) * tr.Step)
-			n, err := est.Solve(t, []float64{max(calib.apply(i, v), 0)}, target)
+			n, err := est.Solve(t, []float64{max(v, 0)}, target)
 			if err != nil {
 				ok = false
 				break
 			}
 			points = append(points, estimator.Point{Time: t, Replicas: n})
+			if bands != nil {
+				band = append(band, burst.BandPoint{Time: t, Upper: w.Demand(t, bands[k][i])})
+			}
 		}
 		if !ok {
 			p.failed++
@@ -131,10 +150,22 @@ func buildPortrait(tr Trace, start time.Time, m *forecast.Model, calib calibrati
 		if len(points) == 0 {
 			continue
 		}
-		p.runs = append(p.runs, portraitRun{at: runAt[k], points: points,
+		p.runs = append(p.runs, portraitRun{at: runAt[k], points: points, band: band,
 			expire: points[len(points)-1].Time.Add(cfg.ScalingFreq)})
 	}
 	return p, nil
+}
+
+// band is the forecast band of the newest run at now (nil when none is in force).
+func (p *predictivePortrait) bandAt(now time.Time) []burst.BandPoint {
+	if p == nil {
+		return nil
+	}
+	k := sort.Search(len(p.runs), func(i int) bool { return p.runs[i].at.After(now) }) - 1
+	if k < 0 || !now.Before(p.runs[k].expire) {
+		return nil
+	}
+	return p.runs[k].band
 }
 
 // source looks the portrait up as the executor does: the latest point at or before now of the newest run,
@@ -154,19 +185,65 @@ func (p *predictivePortrait) source() portraitSource {
 	}
 }
 
-// withReactive floors a portrait with the HPA algorithm's replicas (the Reactive portrait), the
-// combination a user gets by letting the larger of two IHPA portraits win.
-func withReactive(src portraitSource, w Workload, tolerance float64) portraitSource {
+// reactiveSource is the Reactive portrait: the HPA algorithm's replicas, held for the HPA's scale-down
+// stabilization window (the largest recommendation of the window wins), as the HPA holds them: without
+// it the portrait drops with every dip of the metric and the pods are missing when it comes back.
+func reactiveSource(w Workload, hpa HPAConfig) portraitSource {
+	var recs []recommendation
 	return func(now time.Time, o observation) (int, bool) {
-		r, ok := hpaReplicas(o.total, o, w.CPUTarget, tolerance)
-		r = min(max(r, w.MinReplicas), w.MaxReplicas)
-		p, pok := src(now, o)
-		switch {
-		case ok && pok:
-			return max(r, p), true
-		case pok:
-			return p, true
+		r, ok := hpaReplicas(o.total, o, w.CPUTarget, hpa.Tolerance)
+		if !ok {
+			return 0, false
 		}
-		return r, ok
+		r = min(max(r, w.MinReplicas), w.MaxReplicas)
+		cut := now.Add(-hpa.ScaleDownStabilization)
+		kept := recs[:0]
+		held := r
+		for _, rc := range recs {
+			if rc.at.After(cut) {
+				kept = append(kept, rc)
+				held = max(held, rc.replicas)
+			}
+		}
+		recs = append(kept, recommendation{now, r}) // the raw recommendation: the window's max moves on
+		return held, true
+	}
+}
+
+// burstSource is the burst portrait: package burst run at every sync on the traffic the pods saw over
+// the HPA's metric window (the last few syncs), against the forecast band when band gives one.
+func burstSource(w Workload, band func(now time.Time) []burst.BandPoint) portraitSource {
+	const keep = 5
+	var samples []burst.Sample
+	cfg := burst.Config{PodCapacity: 1, Target: w.CPUTarget, StartupDelay: w.StartupDelay,
+		MinReplicas: w.MinReplicas, MaxReplicas: w.MaxReplicas}
+	return func(now time.Time, o observation) (int, bool) {
+		samples = append(samples, burst.Sample{Time: now, Value: o.traffic})
+		if len(samples) > keep {
+			samples = samples[len(samples)-keep:]
+		}
+		var b []burst.BandPoint
+		if band != nil {
+			b = band(now)
+		}
+		d, err := burst.Decide(burst.Input{Samples: samples, Band: b, Current: o.serving}, cfg)
+		if err != nil || d.Replicas == 0 {
+			return 0, false
+		}
+		return d.Replicas, true
+	}
+}
+
+// maxOf merges portraits as the IHPA does when they share a priority: the largest value in force wins.
+func maxOf(srcs ...portraitSource) portraitSource {
+	return func(now time.Time, o observation) (int, bool) {
+		best, found := 0, false
+		for _, s := range srcs {
+			// Every source sees every sync (the burst detector keeps its own samples).
+			if r, ok := s(now, o); ok {
+				best, found = max(best, r), true
+			}
+		}
+		return best, found
 	}
 }

@@ -17,12 +17,17 @@ const (
 	PolicyOracle             = "oracle"
 	PolicyHPA                = "hpa"
 	PolicyCron               = "cron"
+	PolicyBurst              = "burst"
 	PolicyPredictive         = "predictive"
 	PolicyPredictiveReactive = "predictive+reactive"
+	PolicyPredictiveBurst    = "predictive+burst"
 )
 
 // AllPolicies is every policy replay knows, in report order.
-var AllPolicies = []string{PolicyOracle, PolicyHPA, PolicyCron, PolicyPredictive, PolicyPredictiveReactive}
+var AllPolicies = []string{PolicyOracle, PolicyHPA, PolicyCron, PolicyBurst, PolicyPredictive, PolicyPredictiveReactive, PolicyPredictiveBurst}
+
+// predictivePolicies need the trained forecaster.
+var predictivePolicies = []string{PolicyPredictive, PolicyPredictiveReactive, PolicyPredictiveBurst}
 
 // Config is one replay.
 type Config struct {
@@ -37,6 +42,9 @@ type Config struct {
 	Progress func(stage string, done, total int)
 	// OnEpoch, when set, receives the forecaster's training progress.
 	OnEpoch func(forecast.EpochStats)
+	// Sweep, when set, also replays the HPA at every target and the policies at every forecast
+	// quantile of the sweep, for the cost/violation frontiers (Report.Pareto).
+	Sweep *Sweep
 }
 
 // DefaultConfig is a replay of a trace with the given step under the quick-start settings: gray
@@ -56,6 +64,7 @@ func DefaultConfig(step time.Duration, w Workload, seed uint64) Config {
 			ScalingFreq:      step,
 			ScaleUpAhead:     w.StartupDelay + hpa.SyncPeriod,
 			ForecastQuantile: 0.9,
+			BandQuantile:     0.9,
 		},
 		GrayScaleDown: &v1alpha1.GrayStrategy{GrayState: v1alpha1.PodStateCutoff, ChangeIntervalSeconds: 30,
 			ChangePercent: 50, ObservationSeconds: 60},
@@ -104,6 +113,8 @@ func (c Config) validate(tr Trace) error {
 			return fmt.Errorf("predictive: scaling frequency (%v) must not be shorter than the trace step (%v)", p.ScalingFreq, tr.Step)
 		case p.ForecastQuantile < 0 || p.ForecastQuantile >= 1:
 			return fmt.Errorf("predictive: forecast quantile must be in [0, 1) (0: the forecast as it is), got %v", p.ForecastQuantile)
+		case p.BandQuantile < 0 || p.BandQuantile >= 1:
+			return fmt.Errorf("predictive: band quantile must be in [0, 1) (0: no band), got %v", p.BandQuantile)
 		case p.ScaleUpAhead < 0:
 			return fmt.Errorf("predictive: scale-up ahead must not be negative, got %v", p.ScaleUpAhead)
 		}
@@ -114,6 +125,11 @@ func (c Config) validate(tr Trace) error {
 		if horizon < p.JobInterval+p.ScaleUpAhead {
 			return fmt.Errorf("predictive: the forecast horizon (%d steps = %v) must cover the job interval plus scale-up ahead (%v); raise the prediction length",
 				p.Forecast.PredictionLength, horizon, p.JobInterval+p.ScaleUpAhead)
+		}
+	}
+	if c.Sweep != nil {
+		if err := c.Sweep.validate(); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -133,8 +149,12 @@ func (c Config) policies() []string {
 }
 
 func (c Config) needsModel() bool {
-	ps := c.policies()
-	return slices.Contains(ps, PolicyPredictive) || slices.Contains(ps, PolicyPredictiveReactive)
+	for _, p := range c.policies() {
+		if slices.Contains(predictivePolicies, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Run replays the part of the trace after the training fraction under every policy.
@@ -156,61 +176,130 @@ func Run(ctx context.Context, tr Trace, cfg Config) (*Report, error) {
 		TickSeconds: dt.Seconds()}
 	rep.Chart = newChartData(tr, trainEnd)
 	rep.Chart.Target = w.CPUTarget
+	for _, v := range eval.values {
+		need := int(math.Ceil(v/w.CPUTarget - 1e-9))
+		rep.PeakRequired = max(rep.PeakRequired, need, w.MinReplicas)
+		if need > w.MaxReplicas {
+			rep.OracleCappedMinutes += dt.Minutes()
+		}
+	}
 
-	var portrait *predictivePortrait
-	var modelErr error
+	r := &runner{tr: tr, cfg: cfg, eval: eval, trainEnd: trainEnd, ticks: ticks}
 	if cfg.needsModel() {
-		portrait, modelErr = trainPredictive(ctx, tr, trainEnd, cfg)
+		r.model, r.est, r.modelErr = trainPredictive(ctx, tr, trainEnd, cfg)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if portrait != nil {
-			rep.FailedJobRuns, rep.JobRuns = portrait.failed, portrait.failed+len(portrait.runs)
-		}
 	}
-
-	lead := w.StartupDelay + dt
 	for _, name := range cfg.policies() {
-		res := PolicyResult{Name: name}
-		var p policy
-		switch name {
-		case PolicyOracle:
-			p = newOracle(eval, w, dt)
-		case PolicyHPA:
-			p = hpaAdapter{newHPAPolicy(w, cfg.HPA)}
-		case PolicyCron:
-			p = ihpaAdapter{newIHPAPolicy("Cron", w, cfg.GrayScaleDown, newCronTable(tr, trainEnd, w).source(lead))}
-		case PolicyPredictive, PolicyPredictiveReactive:
-			if modelErr != nil {
-				res.Error = modelErr.Error()
-				rep.Policies = append(rep.Policies, res)
-				continue
-			}
-			src := portrait.source()
-			if name == PolicyPredictiveReactive {
-				src = withReactive(src, w, cfg.HPA.Tolerance)
-			}
-			p = ihpaAdapter{newIHPAPolicy("Dynamic-Predictive", w, cfg.GrayScaleDown, src)}
-		}
-		sc, tl, err := simulate(ctx, eval, p, cfg, func(done int) {
-			if cfg.Progress != nil {
-				cfg.Progress("replay "+name, done, ticks)
-			}
-		})
+		res, tl, err := r.run(ctx, name, cfg.HPA, w.CPUTarget, cfg.Predictive.ForecastQuantile, true)
 		if err != nil {
 			return nil, err
 		}
-		res.fill(sc)
+		if name == PolicyPredictive && r.portraits[cfg.Predictive.ForecastQuantile] != nil {
+			pp := r.portraits[cfg.Predictive.ForecastQuantile]
+			rep.FailedJobRuns, rep.JobRuns = pp.failed, pp.failed+len(pp.runs)
+		}
 		rep.Policies = append(rep.Policies, res)
-		rep.Chart.Policies = append(rep.Chart.Policies, ChartPolicy{Name: name, Pods: tl.Pods, Utilisation: tl.Utilisation})
+		if res.Error == "" {
+			rep.Chart.Policies = append(rep.Chart.Policies, ChartPolicy{Name: name, Pods: tl.Pods, Utilisation: tl.Utilisation})
+		}
 	}
 	rep.ratios()
+	if cfg.Sweep != nil {
+		p, err := r.pareto(ctx, *cfg.Sweep, rep)
+		if err != nil {
+			return nil, err
+		}
+		rep.Pareto = p
+	}
 	return rep, nil
 }
 
-// trainPredictive trains the forecaster on the training part, fits the estimator on a native-HPA replay
-// of it, and runs the job over the rest.
-func trainPredictive(ctx context.Context, tr Trace, trainEnd int, cfg Config) (*predictivePortrait, error) {
+// runner replays policies over one evaluation span, training the forecaster once and building the
+// predictive portrait once per forecast quantile.
+type runner struct {
+	tr        Trace
+	cfg       Config
+	eval      *demand
+	trainEnd  int
+	ticks     int
+	model     *forecast.Model
+	est       *estimator.Estimator
+	modelErr  error
+	portraits map[float64]*predictivePortrait
+}
+
+// portrait is the predictive portrait sized for forecast quantile q.
+func (r *runner) portrait(q float64) (*predictivePortrait, error) {
+	if r.modelErr != nil {
+		return nil, r.modelErr
+	}
+	if p, ok := r.portraits[q]; ok {
+		return p, nil
+	}
+	p, err := buildPortrait(r.tr, r.tr.TimeAt(r.trainEnd), r.model, r.est, r.cfg.Workload, r.cfg.Predictive, q)
+	if err != nil {
+		return nil, err
+	}
+	if r.portraits == nil {
+		r.portraits = map[float64]*predictivePortrait{}
+	}
+	r.portraits[q] = p
+	return p, nil
+}
+
+// run replays one policy: the HPA with hpa at CPU target hpaTarget, or an IHPA policy whose portraits
+// scale to the workload's target (predictive ones for forecast quantile q). A policy that cannot run
+// (the forecaster failed) comes back with its Error set.
+func (r *runner) run(ctx context.Context, name string, hpa HPAConfig, hpaTarget, q float64, progress bool) (PolicyResult, timeline, error) {
+	w := r.cfg.Workload
+	dt := r.cfg.HPA.SyncPeriod
+	lead := w.StartupDelay + dt
+	res := PolicyResult{Name: name}
+	var p policy
+	switch name {
+	case PolicyOracle:
+		p = newOracle(r.eval, w, dt)
+	case PolicyHPA:
+		hw := w
+		hw.CPUTarget = hpaTarget
+		p = hpaAdapter{newHPAPolicy(hw, hpa)}
+	case PolicyCron:
+		p = ihpaAdapter{newIHPAPolicy("Cron", w, r.cfg.GrayScaleDown, newCronTable(r.tr, r.trainEnd, w).source(lead))}
+	case PolicyBurst:
+		src := maxOf(reactiveSource(w, hpa), burstSource(w, nil))
+		p = ihpaAdapter{newIHPAPolicy("Dynamic-Burst", w, r.cfg.GrayScaleDown, src)}
+	case PolicyPredictive, PolicyPredictiveReactive, PolicyPredictiveBurst:
+		pp, err := r.portrait(q)
+		if err != nil {
+			res.Error = err.Error()
+			return res, timeline{}, nil
+		}
+		src := pp.source()
+		switch name {
+		case PolicyPredictiveReactive:
+			src = maxOf(src, reactiveSource(w, hpa))
+		case PolicyPredictiveBurst:
+			src = maxOf(src, reactiveSource(w, hpa), burstSource(w, pp.bandAt))
+		}
+		p = ihpaAdapter{newIHPAPolicy("Dynamic-Predictive", w, r.cfg.GrayScaleDown, src)}
+	}
+	var report func(int)
+	if progress && r.cfg.Progress != nil {
+		report = func(done int) { r.cfg.Progress("replay "+name, done, r.ticks) }
+	}
+	sc, tl, err := simulate(ctx, r.eval, p, r.cfg, report)
+	if err != nil {
+		return res, tl, err
+	}
+	res.fill(sc)
+	return res, tl, nil
+}
+
+// trainPredictive trains the forecaster on the training part and fits the estimator on a native-HPA
+// replay of it.
+func trainPredictive(ctx context.Context, tr Trace, trainEnd int, cfg Config) (*forecast.Model, *estimator.Estimator, error) {
 	p := cfg.Predictive
 	series := forecast.Series{ID: tr.Name, Start: tr.Start, Step: tr.Step, Values: tr.Values[:trainEnd]}
 	if cfg.Progress != nil {
@@ -218,26 +307,23 @@ func trainPredictive(ctx context.Context, tr Trace, trainEnd int, cfg Config) (*
 	}
 	m, err := forecast.Train([]forecast.Series{series}, p.Forecast, forecast.TrainOptions{OnEpoch: cfg.OnEpoch})
 	if err != nil {
-		return nil, fmt.Errorf("forecaster on the first %d points of %q: %w", trainEnd, tr.Name, err)
+		return nil, nil, fmt.Errorf("forecaster on the first %d points of %q: %w", trainEnd, tr.Name, err)
+	}
+	if cfg.Progress != nil {
+		cfg.Progress("train forecaster", p.Forecast.Epochs, p.Forecast.Epochs)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	samples, err := trainingHistory(ctx, tr, trainEnd, cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	est, err := fitEstimator(tr, trainEnd, samples, p.Estimator)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var calib calibration
-	if p.ForecastQuantile > 0 {
-		if calib, err = calibrate(m, tr, trainEnd, p.ForecastQuantile); err != nil {
-			return nil, err
-		}
-	}
-	return buildPortrait(tr, tr.TimeAt(trainEnd), m, calib, est, cfg.Workload, p)
+	return m, est, nil
 }
 
 // trainingHistory is what Prometheus would hold for the training part had the native HPA scaled the
@@ -337,6 +423,9 @@ func newOracle(d *demand, w Workload, dt time.Duration) policy {
 	return oracleAdapter{&oraclePolicy{required: req, lead: lead}}
 }
 
+// trafficWindow is the syncs a traffic metric's rate spans (see observation.traffic).
+const trafficWindow = 2
+
 // simulate replays one policy over the span and scores it.
 func simulate(ctx context.Context, d *demand, p policy, cfg Config, progress func(done int)) (*score, timeline, error) {
 	return simulateWith(ctx, d, p, cfg, progress, nil)
@@ -372,7 +461,7 @@ func simulateWith(ctx context.Context, d *demand, p policy, cfg Config, progress
 		}
 		now := d.time(k)
 		st := c.state(now)
-		total, online, err := p.decide(k, now, observation{state: st, usage: d.windowMean(k, window)})
+		total, online, err := p.decide(k, now, observation{state: st, usage: d.windowMean(k, window), traffic: d.windowMean(k, trafficWindow)})
 		if err != nil {
 			return nil, tl, err
 		}

@@ -15,15 +15,22 @@ type Report struct {
 	Trace string        `json:"trace"`
 	Step  time.Duration `json:"-"`
 	// TrainStart..Start trained the predictive policy (and sized the cron table); Start..End is replayed.
-	TrainStart    time.Time      `json:"trainStart"`
-	Start         time.Time      `json:"start"`
-	End           time.Time      `json:"end"`
-	TickSeconds   float64        `json:"tickSeconds"`
-	Workload      Workload       `json:"workload"`
-	JobRuns       int            `json:"jobRuns,omitempty"`
-	FailedJobRuns int            `json:"failedJobRuns,omitempty"`
-	Policies      []PolicyResult `json:"policies"`
-	Chart         ChartData      `json:"-"`
+	TrainStart    time.Time `json:"trainStart"`
+	Start         time.Time `json:"start"`
+	End           time.Time `json:"end"`
+	TickSeconds   float64   `json:"tickSeconds"`
+	Workload      Workload  `json:"workload"`
+	JobRuns       int       `json:"jobRuns,omitempty"`
+	FailedJobRuns int       `json:"failedJobRuns,omitempty"`
+	// OracleCappedMinutes is the time the demand needed more than MaxReplicas pods at the CPU target:
+	// there the oracle is capped too, is no longer a lower bound, and other policies may beat it.
+	OracleCappedMinutes float64 `json:"oracleCappedMinutes,omitempty"`
+	// PeakRequired is the most pods the demand needed at the CPU target, whatever MaxReplicas says.
+	PeakRequired int `json:"peakRequired"`
+	// Pareto, when asked for, holds the cost/violation frontiers (see Pareto).
+	Pareto   *Pareto        `json:"pareto,omitempty"`
+	Policies []PolicyResult `json:"policies"`
+	Chart    ChartData      `json:"-"`
 }
 
 // PolicyResult is one policy's score over the replayed span.
@@ -41,11 +48,23 @@ type PolicyResult struct {
 	ScalingEvents   int     `json:"scalingEvents"`
 	PeakReplicas    int     `json:"peakReplicas"`
 	MeanUtilisation float64 `json:"meanUtilisation"`
-	// CostVsOracle and CostVsHPA are ReplicaHours over the oracle's and the HPA's.
-	CostVsOracle float64 `json:"costVsOracle"`
-	CostVsHPA    float64 `json:"costVsHPA,omitempty"`
-	// ViolationsVsHPA is MinutesOverTarget over the HPA's (0 when the HPA had none).
-	ViolationsVsHPA float64 `json:"violationsVsHPA,omitempty"`
+	// CostVsOracle and CostVsHPA are ReplicaHours over the oracle's and the HPA's (absent when the
+	// denominator is 0 or did not run).
+	CostVsOracle *float64 `json:"costVsOracle,omitempty"`
+	CostVsHPA    *float64 `json:"costVsHPA,omitempty"`
+	// ViolationsVsHPA is MinutesOverTarget over the HPA's (absent when the HPA had none).
+	ViolationsVsHPA *float64 `json:"violationsVsHPA,omitempty"`
+}
+
+// of returns a pointer to v, for the optional ratios.
+func of(v float64) *float64 { return &v }
+
+// Value is the ratio, or NaN when it is undefined.
+func Value(r *float64) float64 {
+	if r == nil {
+		return math.NaN()
+	}
+	return *r
 }
 
 func (r *PolicyResult) fill(s *score) {
@@ -77,14 +96,14 @@ func (r *Report) ratios() {
 			continue
 		}
 		if oracle != nil && oracle.ReplicaHours > 0 {
-			p.CostVsOracle = p.ReplicaHours / oracle.ReplicaHours
+			p.CostVsOracle = of(p.ReplicaHours / oracle.ReplicaHours)
 		}
 		if hpa != nil && hpa.Error == "" {
 			if hpa.ReplicaHours > 0 {
-				p.CostVsHPA = p.ReplicaHours / hpa.ReplicaHours
+				p.CostVsHPA = of(p.ReplicaHours / hpa.ReplicaHours)
 			}
 			if hpa.MinutesOverTarget > 0 {
-				p.ViolationsVsHPA = p.MinutesOverTarget / hpa.MinutesOverTarget
+				p.ViolationsVsHPA = of(p.MinutesOverTarget / hpa.MinutesOverTarget)
 			}
 		}
 	}
@@ -104,6 +123,10 @@ func (r *Report) WriteTable(out io.Writer) error {
 	fmt.Fprintln(out)
 	if r.JobRuns > 0 {
 		fmt.Fprintf(out, "predictive job: %d runs, %d failed (the previous portrait stayed)\n", r.JobRuns, r.FailedJobRuns)
+	}
+	if r.OracleCappedMinutes > 0 {
+		fmt.Fprintf(out, "note: for %.0f min the demand needed more than --max-replicas %d pods (up to %d): the oracle is capped there too, so it is no longer a lower bound and other policies can beat it; raise --max-replicas\n",
+			r.OracleCappedMinutes, w.MaxReplicas, r.PeakRequired)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "policy\treplica-h\tvs oracle\tvs hpa\tmin > target\tmin > 100%\tviolations vs hpa\tevents\tpeak\tmean util\t")
@@ -127,11 +150,12 @@ func (r *Report) WriteTable(out io.Writer) error {
 	return nil
 }
 
-func ratio(v float64) string {
-	if v == 0 || math.IsNaN(v) {
+// ratio writes a ratio, "-" when it is undefined (never for a ratio of 0, which is a result).
+func ratio(v *float64) string {
+	if v == nil || math.IsNaN(*v) {
 		return "-"
 	}
-	return fmt.Sprintf("%.3f×", v)
+	return fmt.Sprintf("%.3f×", *v)
 }
 
 func firstLine(s string) string {
