@@ -21,6 +21,7 @@ import (
 type HistoryOptions struct {
 	MaxRange         time.Duration
 	MaxPoints        int64
+	MaxStep          time.Duration
 	ShardConcurrency int
 	GRPCPort         int
 	GRPCBindAddress  string
@@ -31,6 +32,7 @@ type HistoryOptions struct {
 func (o *HistoryOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.MaxRange, "history-max-range", 0, "longest range a history query may ask for (0: no limit beyond --history-max-points)")
 	fs.Int64Var(&o.MaxPoints, "history-max-points", query.DefaultMaxPoints, "most points per series a history range query may ask for")
+	fs.DurationVar(&o.MaxStep, "history-max-step", query.DefaultMaxStep, "longest step a history range query may ask for")
 	fs.IntVar(&o.ShardConcurrency, "history-shard-concurrency", 4, "Prometheus range queries one history query runs at once (long ranges are split into shards of at most 11,000 points)")
 	fs.IntVar(&o.GRPCPort, "grpc-port", 0, "port of Kapacity's gRPC metric ProviderService (0: not served)")
 	fs.StringVar(&o.GRPCBindAddress, "grpc-bind-address", "0.0.0.0", "address the gRPC port binds to")
@@ -47,6 +49,9 @@ func (o *HistoryOptions) Validate() []error {
 	}
 	if o.MaxPoints <= 0 {
 		errs = append(errs, fmt.Errorf("--history-max-points must be positive"))
+	}
+	if o.MaxStep < query.MinStep {
+		errs = append(errs, fmt.Errorf("--history-max-step must be at least %s", query.MinStep))
 	}
 	if o.ShardConcurrency <= 0 {
 		errs = append(errs, fmt.Errorf("--history-shard-concurrency must be positive"))

@@ -151,7 +151,7 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	historyEngine := query.New(rules.Current, relister, prom, mapper, objects, requestMetrics, query.Options{
 		QueryTimeout: o.Prometheus.QueryTimeout, MaxRegexBytes: o.MaxRegexBytes,
-		Concurrency: o.History.ShardConcurrency, MaxRange: o.History.MaxRange, MaxPoints: o.History.MaxPoints,
+		Concurrency: o.History.ShardConcurrency, MaxRange: o.History.MaxRange, MaxPoints: o.History.MaxPoints, MaxStep: o.History.MaxStep,
 	})
 	if err := o.History.install(ctx, server.GenericAPIServer, historyEngine); err != nil {
 		return err

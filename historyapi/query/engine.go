@@ -47,12 +47,22 @@ type Options struct {
 	MaxRange time.Duration
 	// MaxPoints refuses ranges with more points per series than this (default 200,000).
 	MaxPoints int64
+	// MaxStep refuses steps longer than this (default DefaultMaxStep).
+	MaxStep time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
 
 // DefaultMaxPoints is the default of Options.MaxPoints: 139 days at one-minute resolution.
 const DefaultMaxPoints = 200_000
+
+// DefaultMaxStep is the default of Options.MaxStep: a month. A longer step answers nothing a
+// forecaster or a dashboard can use, and only tests the arithmetic.
+const DefaultMaxStep = 31 * 24 * time.Hour
+
+// MinStep is the shortest step: Prometheus' timestamps are milliseconds, so a shorter step would
+// give several points the same timestamp.
+const MinStep = time.Millisecond
 
 func (o *Options) setDefaults() {
 	if o.QueryTimeout <= 0 {
@@ -66,6 +76,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxPoints <= 0 {
 		o.MaxPoints = DefaultMaxPoints
+	}
+	if o.MaxStep <= 0 {
+		o.MaxStep = DefaultMaxStep
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -154,14 +167,27 @@ func (e *Engine) Range(ctx context.Context, q v1alpha1.Query, r v1alpha1.Range) 
 	return merge(results), nil
 }
 
+// checkRange refuses ranges that cannot be answered, or only at a cost no caller needs; every
+// number in it is untrusted. Once it passes, End-Start is an exact time.Duration and the range has
+// at most MaxPoints points, so the sharding arithmetic cannot overflow.
 func (e *Engine) checkRange(r v1alpha1.Range) error {
+	const layout = time.RFC3339Nano
 	switch {
 	case r.Step <= 0:
 		return apierrors.NewBadRequest(fmt.Sprintf("step must be positive, got %s", r.Step))
+	case r.Step < MinStep:
+		return apierrors.NewBadRequest(fmt.Sprintf("step of %s is shorter than %s, the resolution of Prometheus timestamps", r.Step, MinStep))
+	case r.Step > e.opts.MaxStep:
+		return apierrors.NewBadRequest(fmt.Sprintf("step of %s is longer than the limit of %s", r.Step, e.opts.MaxStep))
 	case r.Start.IsZero() || r.End.IsZero():
 		return apierrors.NewBadRequest("a range needs both start and end")
+	case !v1alpha1.ValidTime(r.Start) || !v1alpha1.ValidTime(r.End):
+		return apierrors.NewBadRequest(fmt.Sprintf("start %s or end %s is outside the years 0001 to 9999", r.Start.UTC().Format(layout), r.End.UTC().Format(layout)))
 	case r.End.Before(r.Start):
 		return apierrors.NewBadRequest(fmt.Sprintf("end %s is before start %s", r.End.UTC().Format(time.RFC3339), r.Start.UTC().Format(time.RFC3339)))
+	case !r.Start.Add(r.End.Sub(r.Start)).Equal(r.End):
+		// Sub saturates: the span does not fit a time.Duration.
+		return apierrors.NewBadRequest(fmt.Sprintf("range from %s to %s is longer than 292 years", r.Start.UTC().Format(time.RFC3339), r.End.UTC().Format(time.RFC3339)))
 	case e.opts.MaxRange > 0 && r.End.Sub(r.Start) > e.opts.MaxRange:
 		return apierrors.NewBadRequest(fmt.Sprintf("range of %s is longer than the limit of %s", r.End.Sub(r.Start), e.opts.MaxRange))
 	}
@@ -174,16 +200,30 @@ func (e *Engine) checkRange(r v1alpha1.Range) error {
 }
 
 // Shards splits r into consecutive ranges of at most maxPoints points each, on r's step grid, so
-// that together they hold exactly r's points.
+// that together they hold exactly r's points. Offsets are counted in points and multiplied by the
+// step only up to the range's own span, so no product overflows whatever the step; an invalid range
+// (no step, end before start, a span beyond a time.Duration) has no shards.
 func Shards(r v1alpha1.Range, maxPoints int) []v1alpha1.Range {
-	span := r.Step * time.Duration(maxPoints-1)
-	var out []v1alpha1.Range
-	for start := r.Start; !start.After(r.End); start = start.Add(span + r.Step) {
-		end := start.Add(span)
-		if end.After(r.End) {
-			end = r.End
+	span := r.End.Sub(r.Start)
+	if r.Step <= 0 || span < 0 || !r.Start.Add(span).Equal(r.End) {
+		return nil
+	}
+	if maxPoints < 1 {
+		maxPoints = 1
+	}
+	points := int64(span/r.Step) + 1 // ≤ MaxInt64/1 + 1 only for a 1ns step over 292 years: checkRange refuses it
+	if points <= 0 {
+		return nil
+	}
+	per := int64(maxPoints)
+	out := make([]v1alpha1.Range, 0, (points+per-1)/per)
+	for first := int64(0); first < points; first += per {
+		last := min(first+per-1, points-1)
+		shard := v1alpha1.Range{Start: r.Start.Add(time.Duration(first) * r.Step), End: r.Start.Add(time.Duration(last) * r.Step), Step: r.Step}
+		if last == points-1 {
+			shard.End = r.End // keep an end off the grid as asked
 		}
-		out = append(out, v1alpha1.Range{Start: start, End: end, Step: r.Step})
+		out = append(out, shard)
 	}
 	return out
 }

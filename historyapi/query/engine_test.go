@@ -337,8 +337,16 @@ func TestBadRequests(t *testing.T) {
 			want: "range of 744h0m0s is longer than the limit of 720h0m0s"},
 		{name: "too many points", q: workload, r: &v1alpha1.Range{Start: start, End: start.Add(24 * time.Hour), Step: time.Second}, opts: Options{MaxPoints: 10_000},
 			want: "has 86401 points per series, more than the limit of 10000"},
-		{name: "tiny step does not overflow", q: workload, r: &v1alpha1.Range{Start: start, End: start.Add(24 * 365 * time.Hour), Step: time.Nanosecond},
+		{name: "tiny step does not overflow", q: workload, r: &v1alpha1.Range{Start: start, End: start.Add(250 * 365 * 24 * time.Hour), Step: time.Millisecond},
 			want: "more than the limit of 200000"},
+		{name: "step shorter than Prometheus' millisecond", q: workload, r: &v1alpha1.Range{Start: start, End: start.Add(time.Second), Step: time.Microsecond},
+			want: "step of 1µs is shorter than 1ms"},
+		{name: "absurd step", q: workload, r: &v1alpha1.Range{Start: start, End: start, Step: 1000 * 24 * time.Hour},
+			want: "step of 24000h0m0s is longer than the limit of 744h0m0s"},
+		{name: "range longer than a duration holds", q: workload, r: &v1alpha1.Range{Start: time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC), End: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), Step: 31 * 24 * time.Hour},
+			want: "longer than 292 years"},
+		{name: "time beyond year 9999", q: workload, r: &v1alpha1.Range{Start: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Step: time.Minute},
+			want: "outside the years 0001 to 9999"},
 		{name: "container missing", q: v1alpha1.Query{Kind: v1alpha1.WorkloadContainerResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"},
 			want: "need a container name"},
 		{name: "pod query without namespace", q: v1alpha1.Query{Kind: v1alpha1.PodResource, Name: "p", Resource: "cpu"},
@@ -421,6 +429,9 @@ func TestShards(t *testing.T) {
 		{"7 days at 1m in days", v1alpha1.Range{Start: t0, End: t0.Add(7 * 24 * time.Hour), Step: time.Minute}, 1440,
 			[]string{"0-1439", "1440-2879", "2880-4319", "4320-5759", "5760-7199", "7200-8639", "8640-10079", "10080-10080"}},
 		{"end off the grid", v1alpha1.Range{Start: t0, End: t0.Add(250 * time.Second), Step: time.Minute}, 3, []string{"0-2", "3-4"}},
+		{"step past the span overflow", v1alpha1.Range{Start: t0, End: t0.Add(100 * 24 * time.Hour), Step: 10 * 24 * time.Hour}, 11000, []string{"0-10"}},
+		{"invalid: no step", v1alpha1.Range{Start: t0, End: t0.Add(time.Hour)}, 11000, nil},
+		{"invalid: end before start", v1alpha1.Range{Start: t0, End: t0.Add(-time.Hour), Step: time.Minute}, 11000, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -438,6 +449,47 @@ func TestShards(t *testing.T) {
 			}
 			if total != tc.r.Points() {
 				t.Errorf("shards hold %d points, the range %d", total, tc.r.Points())
+			}
+		})
+	}
+}
+
+// TestRangeWithStepsNearTheOverflow: steps so long that a shard's span (step × 10,999) overflows a
+// time.Duration used to send the sharding loop backwards forever, allocating until the adapter was
+// killed. Every such query returns, with the range's points exactly.
+func TestRangeWithStepsNearTheOverflow(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	q := v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"}
+	for _, tc := range []struct {
+		name       string
+		r          v1alpha1.Range
+		wantPoints int
+	}{
+		{"start = end, step 1,000,000 s (the report)", v1alpha1.Range{Start: start, End: start, Step: 1_000_000 * time.Second}, 1},
+		{"step 9.7 days, just past the overflow", v1alpha1.Range{Start: start, End: start.Add(30 * 24 * time.Hour), Step: 233 * time.Hour}, 4},
+		{"step 31 days over 20 years", v1alpha1.Range{Start: start, End: start.Add(20 * 365 * 24 * time.Hour), Step: 31 * 24 * time.Hour}, 236},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, Options{})
+			type answer struct {
+				series []v1alpha1.Series
+				err    error
+			}
+			done := make(chan answer, 1)
+			go func() {
+				s, err := f.engine.Range(context.Background(), q, tc.r)
+				done <- answer{s, err}
+			}()
+			select {
+			case a := <-done:
+				if a.err != nil {
+					t.Fatal(a.err)
+				}
+				if len(a.series) != 1 || len(a.series[0].Points) != tc.wantPoints {
+					t.Fatalf("answer %+v, want one series of %d points", a.series, tc.wantPoints)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the range query did not return within 10s")
 			}
 		})
 	}
