@@ -61,6 +61,8 @@ func TestWorkloadAggregate(t *testing.T) {
 			wantQuery: plain, answer: answer{value: vector()}, wantCode: 404},
 		{name: "NaN", gr: deployments, workload: "web", metric: "some_usage",
 			wantQuery: plain, answer: answer{value: vector(sample(math.NaN(), "namespace", "ns"))}, wantCode: 404},
+		{name: "+Inf", gr: deployments, workload: "web", metric: "some_usage",
+			wantQuery: plain, answer: answer{value: vector(sample(math.Inf(1), "namespace", "ns"))}, wantCode: 404},
 		{name: "prometheus error", gr: deployments, workload: "web", metric: "some_usage",
 			wantQuery: plain, answer: answer{err: errPromAPI}, wantCode: 500},
 		{name: "transport error", gr: deployments, workload: "web", metric: "some_usage",
