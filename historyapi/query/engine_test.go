@@ -216,32 +216,32 @@ func TestPlanRendersReferenceQueries(t *testing.T) {
 		{
 			name:       "workload resource",
 			q:          v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"},
-			want:       []string{`sum by (namespace) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",pod=~"^web-[a-z0-9]+-[a-z0-9]+$",namespace="prod"}[3m]))`},
+			want:       []string{`sum by (namespace) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",pod=~"^web-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",namespace="prod"}[3m]))`},
 			wantWindow: true,
 		},
 		{
 			name:       "workload resource ready pods only",
 			q:          v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "memory", ReadyPodsOnly: true},
-			want:       []string{`sum by (namespace) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (container_memory_working_set_bytes{container!="",container!="POD",pod=~"^web-[a-z0-9]+-[a-z0-9]+$",namespace="prod"}))`},
+			want:       []string{`sum by (namespace) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (container_memory_working_set_bytes{container!="",container!="POD",pod=~"^web-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",namespace="prod"}))`},
 			wantWindow: true,
 		},
 		{
 			// Conformance case 31.
 			name:       "workload container resource",
 			q:          v1alpha1.Query{Kind: v1alpha1.WorkloadContainerResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu", Container: "app"},
-			want:       []string{`sum by (namespace) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",container="app",pod=~"^web-[a-z0-9]+-[a-z0-9]+$",namespace="prod"}[3m]))`},
+			want:       []string{`sum by (namespace) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",container="app",pod=~"^web-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",namespace="prod"}[3m]))`},
 			wantWindow: true,
 		},
 		{
 			name:       "workload container resource ready pods only, statefulset",
 			q:          v1alpha1.Query{Kind: v1alpha1.WorkloadContainerResource, Workload: schema.GroupKind{Group: "apps", Kind: "StatefulSet"}, Namespace: "prod", Name: "db", Resource: "cpu", Container: "app", ReadyPodsOnly: true},
-			want:       []string{`sum by (namespace) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",container="app",pod=~"^db-[0-9]+$",namespace="prod"}[3m])))`},
+			want:       []string{`sum by (namespace) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",container="app",pod=~"^db-(0|[1-9][0-9]*)$",namespace="prod"}[3m])))`},
 			wantWindow: true,
 		},
 		{
 			name:       "workload resource, replicaset",
 			q:          v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: schema.GroupKind{Group: "apps", Kind: "ReplicaSet"}, Namespace: "prod", Name: "web-5d8f7c9b6", Resource: "memory"},
-			want:       []string{`sum by (namespace) (container_memory_working_set_bytes{container!="",container!="POD",pod=~"^web-5d8f7c9b6-[a-z0-9]+$",namespace="prod"})`},
+			want:       []string{`sum by (namespace) (container_memory_working_set_bytes{container!="",container!="POD",pod=~"^web-5d8f7c9b6-[bcdfghjklmnpqrstvwxz2456789]{5}$",namespace="prod"})`},
 			wantWindow: true,
 		},
 		{
@@ -280,7 +280,7 @@ func TestPlanRendersReferenceQueries(t *testing.T) {
 			// The reference's WorkloadExternal example.
 			name: "workload external",
 			q:    v1alpha1.Query{Kind: v1alpha1.WorkloadExternal, Workload: deployment, Namespace: "prod", Name: "web", Metric: "ready_pods_count"},
-			want: []string{`sum(kube_pod_status_ready{condition="true",pod=~"^web-[a-z0-9]+-[a-z0-9]+$",namespace="prod"})`},
+			want: []string{`sum(kube_pod_status_ready{condition="true",pod=~"^web-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",namespace="prod"})`},
 		},
 		{
 			// Untrusted names are quoted, never spliced into PromQL.

@@ -93,10 +93,11 @@ resourceRules:
         pod: {resource: pod}
     containerLabel: container
   window: 20s
+# Kapacity's default patterns (deploy/config/kapacity-default.yaml says why these classes).
 workloadPodNamePatterns:
-- {group: apps, kind: ReplicaSet, pattern: '^%s-[a-z0-9]+$'}
-- {group: apps, kind: Deployment, pattern: '^%s-[a-z0-9]+-[a-z0-9]+$'}
-- {group: apps, kind: StatefulSet, pattern: '^%s-[0-9]+$'}
+- {group: apps, kind: ReplicaSet, pattern: '^%s-[bcdfghjklmnpqrstvwxz2456789]{5}$'}
+- {group: apps, kind: Deployment, pattern: '^%s-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$'}
+- {group: apps, kind: StatefulSet, pattern: '^%s-(0|[1-9][0-9]*)$'}
 `
 
 // Adapter is a running adapter with the simulator feeding it.
