@@ -149,9 +149,16 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("building the API server: %w", err)
 	}
+	serverConfig, err := o.base.Config()
+	if err != nil {
+		return fmt.Errorf("building the API server: %w", err)
+	}
+	// The history engine authorizes every query itself, against the namespace it really reads,
+	// with the API server's delegated authorizer (SubjectAccessReview, cached).
 	historyEngine := query.New(rules.Current, relister, prom, mapper, objects, requestMetrics, query.Options{
 		QueryTimeout: o.Prometheus.QueryTimeout, MaxRegexBytes: o.MaxRegexBytes,
 		Concurrency: o.History.ShardConcurrency, MaxRange: o.History.MaxRange, MaxPoints: o.History.MaxPoints, MaxStep: o.History.MaxStep,
+		Authorizer: serverConfig.GenericConfig.Authorization.Authorizer,
 	})
 	if err := o.History.install(ctx, server.GenericAPIServer, historyEngine); err != nil {
 		return err

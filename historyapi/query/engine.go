@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	"github.com/kapacitystack/kapacity/adapter/discovery"
 	"github.com/kapacitystack/kapacity/adapter/naming"
@@ -49,6 +50,9 @@ type Options struct {
 	MaxPoints int64
 	// MaxStep refuses steps longer than this (default DefaultMaxStep).
 	MaxStep time.Duration
+	// Authorizer decides, for the caller in a query's context (request.UserFrom), whether it may
+	// read what the query reads. Required: without it every query is refused.
+	Authorizer authorizer.Authorizer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -116,7 +120,11 @@ type Plan struct {
 func (e *Engine) Latest(ctx context.Context, q v1alpha1.Query) (_ []v1alpha1.Series, err error) {
 	began := time.Now()
 	defer func() { e.metrics.Observe("history", string(q.Kind), began, err) }()
-	plan, err := e.Plan(ctx, q)
+	reg := e.registry.Registry()
+	if err := e.authorize(ctx, q, reg); err != nil {
+		return nil, err
+	}
+	plan, err := e.plan(ctx, q, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +151,11 @@ func (e *Engine) Range(ctx context.Context, q v1alpha1.Query, r v1alpha1.Range) 
 	if err := e.checkRange(r); err != nil {
 		return nil, err
 	}
-	plan, err := e.Plan(ctx, q)
+	reg := e.registry.Registry()
+	if err := e.authorize(ctx, q, reg); err != nil {
+		return nil, err
+	}
+	plan, err := e.plan(ctx, q, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -228,17 +240,22 @@ func Shards(r v1alpha1.Range, maxPoints int) []v1alpha1.Range {
 	return out
 }
 
-// Plan renders q into PromQL without running it.
+// Plan renders q into PromQL without running it (nor authorizing it: Latest and Range do).
 func (e *Engine) Plan(ctx context.Context, q v1alpha1.Query) (*Plan, error) {
+	return e.plan(ctx, q, e.registry.Registry())
+}
+
+// plan renders q with reg, the registry snapshot its authorization was decided on.
+func (e *Engine) plan(ctx context.Context, q v1alpha1.Query, reg *discovery.Registry) (*Plan, error) {
 	switch q.Kind {
 	case v1alpha1.PodResource, v1alpha1.ContainerResource:
 		return e.podPlan(ctx, q)
 	case v1alpha1.WorkloadResource, v1alpha1.WorkloadContainerResource:
 		return e.workloadPlan(q)
 	case v1alpha1.Object:
-		return e.objectPlan(ctx, q)
+		return e.objectPlan(ctx, q, reg)
 	case v1alpha1.External, v1alpha1.WorkloadExternal:
-		return e.externalPlan(q)
+		return e.externalPlan(q, reg)
 	}
 	return nil, apierrors.NewBadRequest(fmt.Sprintf("unknown query kind %q", q.Kind))
 }
@@ -326,10 +343,9 @@ func (e *Engine) workloadPlan(q v1alpha1.Query) (*Plan, error) {
 	return &Plan{Queries: []string{query}, Window: window(b)}, nil
 }
 
-func (e *Engine) objectPlan(ctx context.Context, q v1alpha1.Query) (*Plan, error) {
-	reg, err := e.currentRegistry()
-	if err != nil {
-		return nil, err
+func (e *Engine) objectPlan(ctx context.Context, q v1alpha1.Query, reg *discovery.Registry) (*Plan, error) {
+	if reg == nil {
+		return nil, errNoRegistry()
 	}
 	if q.Metric == "" {
 		return nil, apierrors.NewBadRequest("Object queries need a metric name")
@@ -373,10 +389,9 @@ func (e *Engine) objectPlan(ctx context.Context, q v1alpha1.Query) (*Plan, error
 	return &Plan{Queries: queries}, nil
 }
 
-func (e *Engine) externalPlan(q v1alpha1.Query) (*Plan, error) {
-	reg, err := e.currentRegistry()
-	if err != nil {
-		return nil, err
+func (e *Engine) externalPlan(q v1alpha1.Query, reg *discovery.Registry) (*Plan, error) {
+	if reg == nil {
+		return nil, errNoRegistry()
 	}
 	if q.Metric == "" {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s queries need a metric name", q.Kind))
@@ -404,6 +419,8 @@ func (e *Engine) externalPlan(q v1alpha1.Query) (*Plan, error) {
 			return nil, badRequest(q, err)
 		}
 		req.ExtraMatchers = append(req.ExtraMatchers, podMatcher)
+		// A workload's pods are in its namespace only, whatever the rule's namespaced says.
+		req.KeepNamespace = true
 	}
 	query, err := ref.Rule.Query.BuildExternal(req)
 	if err != nil {
@@ -412,12 +429,8 @@ func (e *Engine) externalPlan(q v1alpha1.Query) (*Plan, error) {
 	return &Plan{Queries: []string{query}}, nil
 }
 
-func (e *Engine) currentRegistry() (*discovery.Registry, error) {
-	reg := e.registry.Registry()
-	if reg == nil {
-		return nil, apierrors.NewServiceUnavailable("metrics discovery has not completed yet")
-	}
-	return reg, nil
+func errNoRegistry() error {
+	return apierrors.NewServiceUnavailable("metrics discovery has not completed yet")
 }
 
 func metricSelector(q v1alpha1.Query) (labels.Selector, error) {

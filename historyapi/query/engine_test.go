@@ -15,6 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
+	"k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/kapacitystack/kapacity/adapter/discovery"
 	"github.com/kapacitystack/kapacity/adapter/naming"
@@ -42,6 +45,10 @@ rules:
 - seriesQuery: 'node_load1{node!=""}'
   resources: {overrides: {node: {resource: node}}}
   metricsQuery: 'max(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)'
+externalRules:
+- seriesQuery: 'queue_depth{namespace!=""}'
+  resources: {overrides: {namespace: {resource: namespace}}, namespaced: false}
+  metricsQuery: 'sum(<<.Series>>{<<.LabelMatchers>>})'
 workloadPodNamePatterns:
 - {group: example.com, kind: Rollout, pattern: '^%s-[a-z0-9]+$'}
 `))
@@ -49,6 +56,7 @@ workloadPodNamePatterns:
 		t.Fatal(err)
 	}
 	cfg.Rules = extra.Rules
+	cfg.ExternalRules = append(cfg.ExternalRules, extra.ExternalRules...)
 	cfg.WorkloadPodNamePatterns = append(cfg.WorkloadPodNamePatterns, extra.WorkloadPodNamePatterns...)
 	return cfg
 }
@@ -164,6 +172,7 @@ func newFixture(t *testing.T, opts Options) *fixture {
 		`http_requests_total{namespace!="",service!=""}`: {{Name: "http_requests_total", LabelNames: []string{"namespace", "service", "code"}}},
 		`node_load1{node!=""}`:                           {{Name: "node_load1", LabelNames: []string{"node"}}},
 		`{__name__="kube_pod_status_ready"}`:             {{Name: "kube_pod_status_ready", LabelNames: []string{"namespace", "pod", "condition"}}},
+		`queue_depth{namespace!=""}`:                     {{Name: "queue_depth", LabelNames: []string{"namespace", "pod", "queue"}}},
 	}
 	f := &fixture{
 		querier: &fakeQuerier{},
@@ -175,8 +184,16 @@ func newFixture(t *testing.T, opts Options) *fixture {
 		}},
 	}
 	opts.Now = func() time.Time { return time.Unix(1_700_000_000, 0) }
+	if opts.Authorizer == nil {
+		opts.Authorizer = authorizerfactory.NewAlwaysAllowAuthorizer()
+	}
 	f.engine = New(func() *ruleset.RuleSet { return rs }, f.registry, f.querier, testMapper(), f.lister, nil, opts)
 	return f
+}
+
+// adminCtx is a request context of a caller the fixture's default authorizer allows everything.
+func adminCtx() context.Context {
+	return request.WithUser(context.Background(), &user.DefaultInfo{Name: "admin"})
 }
 
 var (
@@ -293,7 +310,7 @@ func TestPlanRendersReferenceQueries(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, Options{})
-			plan, err := f.engine.Plan(context.Background(), tc.q)
+			plan, err := f.engine.Plan(adminCtx(), tc.q)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -370,9 +387,9 @@ func TestBadRequests(t *testing.T) {
 			f := newFixture(t, tc.opts)
 			var err error
 			if tc.r != nil {
-				_, err = f.engine.Range(context.Background(), tc.q, *tc.r)
+				_, err = f.engine.Range(adminCtx(), tc.q, *tc.r)
 			} else {
-				_, err = f.engine.Latest(context.Background(), tc.q)
+				_, err = f.engine.Latest(adminCtx(), tc.q)
 			}
 			if err == nil {
 				t.Fatal("no error")
@@ -393,19 +410,19 @@ func TestBadRequests(t *testing.T) {
 func TestNoRegistryYetIsUnavailable(t *testing.T) {
 	f := newFixture(t, Options{})
 	f.registry.reg = nil
-	_, err := f.engine.Latest(context.Background(), v1alpha1.Query{Kind: v1alpha1.External, Metric: "ready_pods_count"})
+	_, err := f.engine.Latest(adminCtx(), v1alpha1.Query{Kind: v1alpha1.External, Metric: "ready_pods_count"})
 	if !apierrors.IsServiceUnavailable(err) {
 		t.Errorf("error = %v, want 503", err)
 	}
 	// Resource queries need no discovery.
-	if _, err := f.engine.Latest(context.Background(), v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"}); err != nil {
+	if _, err := f.engine.Latest(adminCtx(), v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"}); err != nil {
 		t.Errorf("workload query before discovery: %v", err)
 	}
 }
 
 func TestLatest(t *testing.T) {
 	f := newFixture(t, Options{})
-	got, err := f.engine.Latest(context.Background(), v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"})
+	got, err := f.engine.Latest(adminCtx(), v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +494,7 @@ func TestRangeWithStepsNearTheOverflow(t *testing.T) {
 			}
 			done := make(chan answer, 1)
 			go func() {
-				s, err := f.engine.Range(context.Background(), q, tc.r)
+				s, err := f.engine.Range(adminCtx(), q, tc.r)
 				done <- answer{s, err}
 			}()
 			select {
@@ -499,7 +516,7 @@ func TestRangeShardsConcurrentlyAndMerges(t *testing.T) {
 	f := newFixture(t, Options{ShardPoints: 100, Concurrency: 3})
 	start := time.Unix(1_700_000_000, 0)
 	r := v1alpha1.Range{Start: start, End: start.Add(999 * time.Minute), Step: time.Minute} // 1000 points, 10 shards
-	got, err := f.engine.Range(context.Background(), v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"}, r)
+	got, err := f.engine.Range(adminCtx(), v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"}, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -543,7 +560,7 @@ func TestRangeFailsWhenAShardFails(t *testing.T) {
 				}
 				return nil
 			}
-			got, err := f.engine.Range(context.Background(), q, r)
+			got, err := f.engine.Range(adminCtx(), q, r)
 			if err == nil {
 				t.Fatalf("no error; got %d series", len(got))
 			}
