@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
@@ -160,7 +161,11 @@ func (o *Options) Run(ctx context.Context) error {
 		Concurrency: o.History.ShardConcurrency, MaxRange: o.History.MaxRange, MaxPoints: o.History.MaxPoints, MaxStep: o.History.MaxStep,
 		Authorizer: serverConfig.GenericConfig.Authorization.Authorizer,
 	})
-	if err := o.History.install(ctx, server.GenericAPIServer, historyEngine); err != nil {
+	kubeClient, err := kubernetes.NewForConfig(clientConfig)
+	if err != nil {
+		return fmt.Errorf("building the Kubernetes client: %w", err)
+	}
+	if err := o.History.install(ctx, server.GenericAPIServer, historyEngine, kubeClient); err != nil {
 		return err
 	}
 	if err := installResourceMetrics(ctx, server.GenericAPIServer, rules.Current(), prom, clientConfig, o.Prometheus.QueryTimeout, mapper, requestMetrics); err != nil {

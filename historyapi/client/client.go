@@ -95,12 +95,13 @@ func (c *HTTP) do(ctx context.Context, q v1alpha1.Query, r *v1alpha1.Range) ([]v
 // GRPC queries the adapter's gRPC ProviderService.
 type GRPC struct {
 	client metricpb.ProviderServiceClient
+	closer interface{ Close() error } // the connection DialGRPC opened
 }
 
 var _ Interface = (*GRPC)(nil)
 
 // NewGRPC returns a client over conn (from grpc.NewClient with the transport credentials the
-// port needs).
+// port needs, and a token: DialGRPC sets both up).
 func NewGRPC(conn grpc.ClientConnInterface) *GRPC {
 	return &GRPC{client: metricpb.NewProviderServiceClient(conn)}
 }

@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
@@ -20,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	adapterserver "github.com/kapacitystack/kapacity/adapter/server"
+	historyv1alpha1 "github.com/kapacitystack/kapacity/historyapi/v1alpha1"
 	"github.com/kapacitystack/kapacity/localcluster"
 	"github.com/kapacitystack/kapacity/localcluster/sim"
 )
@@ -111,6 +114,9 @@ type Adapter struct {
 	Port int
 	// GRPCAddr is host:port of the adapter's gRPC ProviderService (plaintext, on loopback).
 	GRPCAddr string
+	// GRPCTokenFile holds a token the gRPC service accepts: ServiceAccount HistoryReader of
+	// Namespace, which may read every namespace's history (kapacity-history-reader, cluster-wide).
+	GRPCTokenFile string
 
 	cancel  context.CancelFunc
 	started bool          // the adapter goroutine runs
@@ -180,6 +186,9 @@ func StartAdapter(ctx context.Context, bed *localcluster.Cluster, config string)
 		close(a.done)
 	}()
 	if err := registerAPIServices(ctx, bed, a.Port); err != nil {
+		return nil, err
+	}
+	if a.GRPCTokenFile, err = historyReaderToken(ctx, bed, a.dir); err != nil {
 		return nil, err
 	}
 	if err := a.waitAvailable(ctx, bed); err != nil {
@@ -257,6 +266,42 @@ func registerAPIServices(ctx context.Context, bed *localcluster.Cluster, port in
 		}
 	}
 	return nil
+}
+
+// HistoryReader is the ServiceAccount, in Namespace, whose token Adapter.GRPCTokenFile holds.
+const HistoryReader = "history-reader"
+
+// historyReaderToken creates HistoryReader with cluster-wide read access to the history API and
+// writes a token of it (TokenRequest, valid for a day) into dir.
+func historyReaderToken(ctx context.Context, bed *localcluster.Cluster, dir string) (string, error) {
+	_, err := bed.Client.CoreV1().ServiceAccounts(Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: HistoryReader}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("creating ServiceAccount %s: %w", HistoryReader, err)
+	}
+	role := "kapacity-test:" + HistoryReader
+	_, err = bed.Client.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: role},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{historyv1alpha1.GroupName}, Resources: []string{"*"}, Verbs: []string{"get", "list"}}},
+	}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("creating ClusterRole %s: %w", role, err)
+	}
+	_, err = bed.Client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: HistoryReader, Namespace: Namespace}},
+	}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("binding ClusterRole %s: %w", role, err)
+	}
+	token, err := bed.Client.CoreV1().ServiceAccounts(Namespace).CreateToken(ctx, HistoryReader, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](24 * 3600)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("requesting a token of %s: %w", HistoryReader, err)
+	}
+	path := filepath.Join(dir, "grpc-token")
+	return path, os.WriteFile(path, []byte(token.Status.Token), 0o600)
 }
 
 var metricsAPIs = []struct{ group, version string }{
