@@ -165,6 +165,10 @@ func StartAdapter(ctx context.Context, bed *localcluster.Cluster, config string)
 		return nil, err
 	}
 	a.GRPCAddr = fmt.Sprintf("127.0.0.1:%d", grpcPort)
+	// Registered first: the adapter publishes its CA in the APIServices when it starts.
+	if err := registerAPIServices(ctx, bed, a.Port); err != nil {
+		return nil, err
+	}
 	cmd := adapterserver.NewCommand()
 	cmd.SetArgs([]string{
 		"--bind-address=127.0.0.1",
@@ -179,15 +183,18 @@ func StartAdapter(ctx context.Context, bed *localcluster.Cluster, config string)
 		"--config-reload-interval=1s",
 		fmt.Sprintf("--grpc-port=%d", grpcPort),
 		"--grpc-bind-address=127.0.0.1",
+		// As deploy/ runs it: a CA in a Secret, published as the APIServices' caBundle, which
+		// kube-apiserver verifies for <service>.<namespace>.svc.
+		"--serving-cert-mode=self-signed",
+		"--serving-cert-secret-namespace=" + Namespace,
+		"--serving-cert-secret-name=kapacity-adapter-cert",
+		"--serving-cert-dns-names=kapacity-adapter." + Namespace + ".svc",
 	})
 	a.started = true
 	go func() {
 		a.exitErr = cmd.ExecuteContext(runCtx)
 		close(a.done)
 	}()
-	if err := registerAPIServices(ctx, bed, a.Port); err != nil {
-		return nil, err
-	}
 	if a.GRPCTokenFile, err = historyReaderToken(ctx, bed, a.dir); err != nil {
 		return nil, err
 	}
@@ -229,7 +236,7 @@ func (a *Adapter) Err() error {
 }
 
 // registerAPIServices makes kube-apiserver route the metrics APIs to the adapter on loopback,
-// through an ExternalName Service.
+// through an ExternalName Service, verifying the adapter with the CA bundle it publishes.
 func registerAPIServices(ctx context.Context, bed *localcluster.Cluster, port int) error {
 	_, err := bed.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
@@ -253,12 +260,12 @@ func registerAPIServices(ctx context.Context, bed *localcluster.Cluster, port in
 		_, err := apiServices.ApiregistrationV1().APIServices().Create(ctx, &apiregistrationv1.APIService{
 			ObjectMeta: metav1.ObjectMeta{Name: gv.version + "." + gv.group},
 			Spec: apiregistrationv1.APIServiceSpec{
-				Service:               &apiregistrationv1.ServiceReference{Namespace: Namespace, Name: "kapacity-adapter", Port: ptr.To(int32(port))},
-				Group:                 gv.group,
-				Version:               gv.version,
-				InsecureSkipTLSVerify: true,
-				GroupPriorityMinimum:  100,
-				VersionPriority:       100,
+				Service: &apiregistrationv1.ServiceReference{Namespace: Namespace, Name: "kapacity-adapter", Port: ptr.To(int32(port))},
+				Group:   gv.group,
+				Version: gv.version,
+				// No caBundle yet and no insecureSkipTLSVerify: the adapter publishes its CA.
+				GroupPriorityMinimum: 100,
+				VersionPriority:      100,
 			},
 		}, metav1.CreateOptions{})
 		if err != nil {
