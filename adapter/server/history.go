@@ -23,6 +23,8 @@ type HistoryOptions struct {
 	MaxRange         time.Duration
 	MaxPoints        int64
 	MaxStep          time.Duration
+	MaxSamples       int64
+	MaxConcurrent    int
 	ShardConcurrency int
 	GRPCPort         int
 	GRPCBindAddress  string
@@ -33,6 +35,8 @@ type HistoryOptions struct {
 func (o *HistoryOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.MaxRange, "history-max-range", 0, "longest range a history query may ask for (0: no limit beyond --history-max-points)")
 	fs.Int64Var(&o.MaxPoints, "history-max-points", query.DefaultMaxPoints, "most points per series a history range query may ask for")
+	fs.Int64Var(&o.MaxSamples, "history-max-samples", query.DefaultMaxSamples, "most samples, over all series, one history answer may hold (16 bytes each); larger answers are stopped while they stream in, with a 400 naming this limit")
+	fs.IntVar(&o.MaxConcurrent, "history-max-concurrent-queries", query.DefaultMaxConcurrent, "history queries answered at once; others wait for a turn (with --history-max-samples this bounds the memory of all history answers)")
 	fs.DurationVar(&o.MaxStep, "history-max-step", query.DefaultMaxStep, "longest step a history range query may ask for")
 	fs.IntVar(&o.ShardConcurrency, "history-shard-concurrency", 4, "Prometheus range queries one history query runs at once (long ranges are split into shards of at most 11,000 points)")
 	fs.IntVar(&o.GRPCPort, "grpc-port", 0, "port of Kapacity's gRPC metric ProviderService (0: not served); every call needs a Kubernetes token (TokenReview) and is authorized per namespace like the history API")
@@ -50,6 +54,12 @@ func (o *HistoryOptions) Validate() []error {
 	}
 	if o.MaxPoints <= 0 {
 		errs = append(errs, fmt.Errorf("--history-max-points must be positive"))
+	}
+	if o.MaxConcurrent <= 0 {
+		errs = append(errs, fmt.Errorf("--history-max-concurrent-queries must be positive"))
+	}
+	if o.MaxSamples <= 0 {
+		errs = append(errs, fmt.Errorf("--history-max-samples must be positive"))
 	}
 	if o.MaxStep < query.MinStep {
 		errs = append(errs, fmt.Errorf("--history-max-step must be at least %s", query.MinStep))

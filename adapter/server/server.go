@@ -175,6 +175,7 @@ func (o *Options) Run(ctx context.Context) error {
 	historyEngine := query.New(rules.Current, relister, prom, mapper, objects, requestMetrics, query.Options{
 		QueryTimeout: o.Prometheus.QueryTimeout, MaxRegexBytes: o.MaxRegexBytes,
 		Concurrency: o.History.ShardConcurrency, MaxRange: o.History.MaxRange, MaxPoints: o.History.MaxPoints, MaxStep: o.History.MaxStep,
+		MaxSamples: o.History.MaxSamples, MaxConcurrent: o.History.MaxConcurrent,
 		Authorizer: serverConfig.GenericConfig.Authorization.Authorizer,
 	})
 	kubeClient, err := kubernetes.NewForConfig(clientConfig)

@@ -68,7 +68,7 @@ func (s *Service) Query(ctx context.Context, req *metricpb.QueryRequest) (*metri
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	return &metricpb.QueryResponse{Series: SeriesToProto(series)}, nil
+	return &metricpb.QueryResponse{Series: seriesToProtoReleasing(series)}, nil
 }
 
 // grpcError maps the engine's API errors to gRPC codes, keeping the message.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -35,9 +36,15 @@ func (f *fakeQuerier) Latest(_ context.Context, q v1alpha1.Query) ([]v1alpha1.Se
 	return f.series, f.err
 }
 
+// Range answers a copy, as the engine answers fresh series (the service releases them).
 func (f *fakeQuerier) Range(_ context.Context, q v1alpha1.Query, r v1alpha1.Range) ([]v1alpha1.Series, error) {
 	f.got, f.gotR = q, &r
-	return f.series, f.err
+	out := make([]v1alpha1.Series, len(f.series))
+	for i, s := range f.series {
+		out[i] = s
+		out[i].Points = slices.Clone(s.Points)
+	}
+	return out, f.err
 }
 
 func serve(t *testing.T, q *fakeQuerier) *grpc.ClientConn {

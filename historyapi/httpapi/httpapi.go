@@ -130,10 +130,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	klog.V(4).InfoS("History query", "kind", q.Kind, "namespace", q.Namespace, "name", q.Name, "range", rng != nil, "series", len(series), "took", time.Since(began))
-	writeJSON(w, http.StatusOK, &v1alpha1.SeriesList{
-		TypeMeta: metav1.TypeMeta{Kind: v1alpha1.SeriesListKind, APIVersion: v1alpha1.SchemeGroupVersion.String()},
-		Series:   series,
-	})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if err := WriteSeriesList(w, series); err != nil {
+		klog.V(2).InfoS("Writing a history API answer failed", "err", err)
+	}
 }
 
 func writeJSONHandler(v any) http.Handler {

@@ -50,6 +50,14 @@ type Options struct {
 	MaxPoints int64
 	// MaxStep refuses steps longer than this (default DefaultMaxStep).
 	MaxStep time.Duration
+	// MaxSamples bounds the samples of one answer, over all its series (default
+	// DefaultMaxSamples): answers are decoded as they stream in and stopped past it, so the
+	// memory of one request is bounded whatever it matches.
+	MaxSamples int64
+	// MaxConcurrent bounds the queries answered at once (default DefaultMaxConcurrent); others wait
+	// for a turn until their context ends, then get a 429. With MaxSamples it bounds the memory
+	// of all history answers together.
+	MaxConcurrent int
 	// Authorizer decides, for the caller in a query's context (request.UserFrom), whether it may
 	// read what the query reads. Required: without it every query is refused.
 	Authorizer authorizer.Authorizer
@@ -59,6 +67,14 @@ type Options struct {
 
 // DefaultMaxPoints is the default of Options.MaxPoints: 139 days at one-minute resolution.
 const DefaultMaxPoints = 200_000
+
+// DefaultMaxSamples is the default of Options.MaxSamples: a week at one-minute resolution for
+// 49 series (8 MiB of points; BenchmarkHistoryAnswerMemory measures the heap an answer at the
+// limit takes to serve).
+const DefaultMaxSamples = 500_000
+
+// DefaultMaxConcurrent is the default of Options.MaxConcurrent.
+const DefaultMaxConcurrent = 4
 
 // DefaultMaxStep is the default of Options.MaxStep: a month. A longer step answers nothing a
 // forecaster or a dashboard can use, and only tests the arithmetic.
@@ -84,6 +100,12 @@ func (o *Options) setDefaults() {
 	if o.MaxStep <= 0 {
 		o.MaxStep = DefaultMaxStep
 	}
+	if o.MaxSamples <= 0 {
+		o.MaxSamples = DefaultMaxSamples
+	}
+	if o.MaxConcurrent <= 0 {
+		o.MaxConcurrent = DefaultMaxConcurrent
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -93,20 +115,22 @@ func (o *Options) setDefaults() {
 type Engine struct {
 	rules    func() *ruleset.RuleSet
 	registry provider.Registry
-	querier  promclient.Querier
+	querier  promclient.Streamer
 	mapper   meta.RESTMapper
 	objects  provider.ObjectLister
 	metrics  *provider.Metrics
 	opts     Options
+	turns    chan struct{} // MaxConcurrent slots
 }
 
 // New returns an engine. rules gives the current rules (resource and workload queries, which need
 // no discovery); registry the discovered object and external metrics; objects lists pods and
 // objects asked for by label selector. metrics may be nil.
-func New(rules func() *ruleset.RuleSet, registry provider.Registry, querier promclient.Querier, mapper meta.RESTMapper,
+func New(rules func() *ruleset.RuleSet, registry provider.Registry, querier promclient.Streamer, mapper meta.RESTMapper,
 	objects provider.ObjectLister, metrics *provider.Metrics, opts Options) *Engine {
 	opts.setDefaults()
-	return &Engine{rules: rules, registry: registry, querier: querier, mapper: mapper, objects: objects, metrics: metrics, opts: opts}
+	return &Engine{rules: rules, registry: registry, querier: querier, mapper: mapper, objects: objects, metrics: metrics, opts: opts,
+		turns: make(chan struct{}, opts.MaxConcurrent)}
 }
 
 // Plan is a rendered query: the PromQL to run (several when a pod or object list is split into
@@ -128,10 +152,16 @@ func (e *Engine) Latest(ctx context.Context, q v1alpha1.Query) (_ []v1alpha1.Ser
 	if err != nil {
 		return nil, err
 	}
+	release, err := e.waitTurn(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	at := e.opts.Now()
+	budget := &sampleBudget{limit: e.opts.MaxSamples}
 	results := make([][]v1alpha1.Series, len(plan.Queries))
 	err = e.runAll(ctx, len(plan.Queries), func(ctx context.Context, i int) error {
-		series, err := e.instant(ctx, plan.Queries[i], at, plan.Window)
+		series, err := e.instant(ctx, plan.Queries[i], at, plan.Window, budget)
 		if err != nil {
 			return fmt.Errorf("query %d of %d: %w", i+1, len(plan.Queries), err)
 		}
@@ -139,7 +169,7 @@ func (e *Engine) Latest(ctx context.Context, q v1alpha1.Query) (_ []v1alpha1.Ser
 		return nil
 	})
 	if err != nil {
-		return nil, fetchError(q, err)
+		return nil, e.fetchError(q, err)
 	}
 	return merge(results), nil
 }
@@ -159,13 +189,23 @@ func (e *Engine) Range(ctx context.Context, q v1alpha1.Query, r v1alpha1.Range) 
 	if err != nil {
 		return nil, err
 	}
+	release, err := e.waitTurn(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	shards := Shards(r, e.opts.ShardPoints)
 	// One result slot per (query, shard), in shard order within each query, so that merging
 	// concatenates each series' points in time order.
+	// A range whose one series would already exceed the budget is refused without reading.
+	if r.Points() > e.opts.MaxSamples {
+		return nil, e.fetchError(q, errTooManySamples)
+	}
+	budget := &sampleBudget{limit: e.opts.MaxSamples}
 	results := make([][]v1alpha1.Series, len(plan.Queries)*len(shards))
 	err = e.runAll(ctx, len(results), func(ctx context.Context, i int) error {
 		query, shard := plan.Queries[i/len(shards)], shards[i%len(shards)]
-		series, err := e.rangeQuery(ctx, query, shard, plan.Window)
+		series, err := e.rangeQuery(ctx, query, shard, plan.Window, budget)
 		if err != nil {
 			return fmt.Errorf("shard %d of %d [%s, %s]: %w", i%len(shards)+1, len(shards),
 				shard.Start.UTC().Format(time.RFC3339), shard.End.UTC().Format(time.RFC3339), err)
@@ -174,7 +214,7 @@ func (e *Engine) Range(ctx context.Context, q v1alpha1.Query, r v1alpha1.Range) 
 		return nil
 	})
 	if err != nil {
-		return nil, fetchError(q, err)
+		return nil, e.fetchError(q, err)
 	}
 	return merge(results), nil
 }
@@ -182,6 +222,17 @@ func (e *Engine) Range(ctx context.Context, q v1alpha1.Query, r v1alpha1.Range) 
 // checkRange refuses ranges that cannot be answered, or only at a cost no caller needs; every
 // number in it is untrusted. Once it passes, End-Start is an exact time.Duration and the range has
 // at most MaxPoints points, so the sharding arithmetic cannot overflow.
+// waitTurn waits until fewer than MaxConcurrent queries run, or ctx ends (a 429).
+func (e *Engine) waitTurn(ctx context.Context, q v1alpha1.Query) (release func(), err error) {
+	select {
+	case e.turns <- struct{}{}:
+		return func() { <-e.turns }, nil
+	case <-ctx.Done():
+		return nil, apierrors.NewTooManyRequests(fmt.Sprintf("%s query: %d history queries were running for as long as it could wait "+
+			"(--history-max-concurrent-queries)", q.Kind, e.opts.MaxConcurrent), 1)
+	}
+}
+
 func (e *Engine) checkRange(r v1alpha1.Range) error {
 	const layout = time.RFC3339Nano
 	switch {
@@ -451,13 +502,18 @@ func badRequest(q v1alpha1.Query, err error) error {
 }
 
 // fetchError maps a failed Prometheus call as the metrics APIs do: Prometheus answering with an
-// error (bad query, too many points, its own timeout) is a 500; not reaching it a 503.
-func fetchError(q v1alpha1.Query, err error) error {
+// error (bad query, too many points, its own timeout) is a 500; not reaching it a 503; an answer
+// past the sample bound a 400 naming the bound.
+func (e *Engine) fetchError(q v1alpha1.Query, err error) error {
+	if errors.Is(err, errTooManySamples) {
+		return apierrors.NewBadRequest(fmt.Sprintf("%s query: the answer holds more than %d samples, the limit per request (--history-max-samples); "+
+			"ask for fewer series (a name instead of a selector, a narrower selector), a shorter range or a larger step", q.Kind, e.opts.MaxSamples))
+	}
 	if errors.Is(err, context.Canceled) {
 		return apierrors.NewTimeoutError(fmt.Sprintf("%s query canceled: %v", q.Kind, err), 0)
 	}
 	var apiErr *promclient.APIError
-	if errors.As(err, &apiErr) || errors.Is(err, errWrongType) {
+	if errors.As(err, &apiErr) || errors.Is(err, promclient.ErrWrongType) {
 		return apierrors.NewInternalError(fmt.Errorf("%s query failed: %w", q.Kind, err))
 	}
 	return apierrors.NewServiceUnavailable(fmt.Sprintf("%s query failed: %v", q.Kind, err))

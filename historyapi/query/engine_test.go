@@ -103,28 +103,28 @@ func (f *fakeLister) ListNames(_ context.Context, gvr schema.GroupVersionResourc
 }
 
 // fakeQuerier answers range queries with one series whose points lie on the asked grid, value =
-// Unix seconds of the point; fail makes chosen calls fail.
+// Unix seconds of the point (seriesPerAnswer series, when set); fail makes chosen calls fail.
 type fakeQuerier struct {
-	mu         sync.Mutex
-	queries    []string
-	ranges     []promclient.Range
-	inFlight   atomic.Int32
-	maxFlight  atomic.Int32
-	fail       func(r promclient.Range) error
-	instantVal model.Value
+	mu              sync.Mutex
+	queries         []string
+	ranges          []promclient.Range
+	inFlight        atomic.Int32
+	maxFlight       atomic.Int32
+	fail            func(r promclient.Range) error
+	seriesPerAnswer int
+	streamed        atomic.Int64  // series handed to sinks
+	block           chan struct{} // when set, range queries wait for it to close
 }
 
-func (f *fakeQuerier) Query(_ context.Context, query string, at time.Time) (model.Value, error) {
+func (f *fakeQuerier) QueryInstant(_ context.Context, query string, at time.Time, sink promclient.Sink) error {
 	f.mu.Lock()
 	f.queries = append(f.queries, query)
 	f.mu.Unlock()
-	if f.instantVal != nil {
-		return f.instantVal, nil
-	}
-	return model.Vector{{Metric: model.Metric{"namespace": "prod"}, Value: 1.5, Timestamp: model.TimeFromUnixNano(at.UnixNano())}}, nil
+	f.streamed.Add(1)
+	return sink.Series(model.Metric{"namespace": "prod"}, []model.SamplePair{{Value: 1.5, Timestamp: model.TimeFromUnixNano(at.UnixNano())}})
 }
 
-func (f *fakeQuerier) QueryRange(_ context.Context, query string, r promclient.Range) (model.Matrix, error) {
+func (f *fakeQuerier) QueryRange(_ context.Context, query string, r promclient.Range, sink promclient.Sink) error {
 	n := f.inFlight.Add(1)
 	defer f.inFlight.Add(-1)
 	for {
@@ -134,24 +134,33 @@ func (f *fakeQuerier) QueryRange(_ context.Context, query string, r promclient.R
 		}
 	}
 	time.Sleep(2 * time.Millisecond) // let concurrent calls overlap
+	if f.block != nil {
+		<-f.block
+	}
 	f.mu.Lock()
 	f.queries = append(f.queries, query)
 	f.ranges = append(f.ranges, r)
 	f.mu.Unlock()
 	if f.fail != nil {
 		if err := f.fail(r); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	stream := &model.SampleStream{Metric: model.Metric{"namespace": "prod"}}
-	for t := r.Start; !t.After(r.End); t = t.Add(r.Step) {
-		stream.Values = append(stream.Values, model.SamplePair{Timestamp: model.TimeFromUnixNano(t.UnixNano()), Value: model.SampleValue(t.Unix())})
+	for s := range max(f.seriesPerAnswer, 1) {
+		var values []model.SamplePair
+		for t := r.Start; !t.After(r.End); t = t.Add(r.Step) {
+			values = append(values, model.SamplePair{Timestamp: model.TimeFromUnixNano(t.UnixNano()), Value: model.SampleValue(t.Unix())})
+		}
+		metric := model.Metric{"namespace": "prod"}
+		if f.seriesPerAnswer > 0 {
+			metric["pod"] = model.LabelValue(fmt.Sprintf("web-%d", s))
+		}
+		f.streamed.Add(1)
+		if err := sink.Series(metric, values); err != nil {
+			return err
+		}
 	}
-	return model.Matrix{stream}, nil
-}
-
-func (f *fakeQuerier) Series(context.Context, string, time.Time, time.Time, promclient.SeriesVisitor) error {
-	return errors.New("not used")
+	return nil
 }
 
 type fixture struct {
@@ -574,5 +583,84 @@ func TestRangeFailsWhenAShardFails(t *testing.T) {
 				t.Errorf("error %q does not name the shard and cause", err)
 			}
 		})
+	}
+}
+
+// TestSampleCap: an answer is stopped while it streams in once it holds more samples than
+// MaxSamples, over all its series and shards, with a 400 naming the limit; an answer at the limit
+// is served whole; a range whose single series exceeds the limit is refused before reading.
+func TestSampleCap(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	q := v1alpha1.Query{Kind: v1alpha1.PodResource, Namespace: "prod", Selector: "app=web", Resource: "cpu"}
+	hour := v1alpha1.Range{Start: start, End: start.Add(59 * time.Minute), Step: time.Minute} // 60 points
+	tests := []struct {
+		name       string
+		series     int
+		r          v1alpha1.Range
+		maxSamples int64
+		wantErr    bool
+		maxQueried int
+	}{
+		{name: "at the limit", series: 10, r: hour, maxSamples: 600},
+		{name: "one series past the limit", series: 11, r: hour, maxSamples: 600, wantErr: true, maxQueried: 22},
+		{name: "far past the limit, sharded", series: 1000, r: hour, maxSamples: 600, wantErr: true, maxQueried: 22}, // 600/30 + one per shard in flight
+		{name: "one series longer than the limit", series: 1, r: v1alpha1.Range{Start: start, End: start.Add(24 * time.Hour), Step: time.Minute}, maxSamples: 600, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, Options{MaxSamples: tc.maxSamples, ShardPoints: 30, Concurrency: 2})
+			f.querier.seriesPerAnswer = tc.series
+			got, err := f.engine.Range(adminCtx(), q, tc.r)
+			if !tc.wantErr {
+				if err != nil {
+					t.Fatal(err)
+				}
+				total := 0
+				for _, s := range got {
+					total += len(s.Points)
+				}
+				if len(got) != tc.series || int64(total) != tc.maxSamples {
+					t.Fatalf("%d series, %d samples; want %d, %d", len(got), total, tc.series, tc.maxSamples)
+				}
+				return
+			}
+			if !apierrors.IsBadRequest(err) || !strings.Contains(err.Error(), fmt.Sprintf("more than %d samples, the limit per request (--history-max-samples)", tc.maxSamples)) {
+				t.Fatalf("error = %v, want a 400 naming the limit", err)
+			}
+			if got := f.querier.streamed.Load(); got > int64(tc.maxQueried) {
+				t.Errorf("%d series decoded before stopping, want at most %d", got, tc.maxQueried)
+			}
+		})
+	}
+}
+
+// TestConcurrentQueriesWaitForATurn: past MaxConcurrent, a query waits while its context lasts,
+// then gets a 429 naming the limit; once a turn frees, queries run again.
+func TestConcurrentQueriesWaitForATurn(t *testing.T) {
+	f := newFixture(t, Options{MaxConcurrent: 1})
+	f.querier.block = make(chan struct{})
+	start := time.Unix(1_700_000_000, 0)
+	r := v1alpha1.Range{Start: start, End: start.Add(time.Hour), Step: time.Minute}
+	q := v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"}
+	first := make(chan error, 1)
+	go func() {
+		_, err := f.engine.Range(adminCtx(), q, r)
+		first <- err
+	}()
+	for f.querier.inFlight.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(adminCtx(), 50*time.Millisecond)
+	defer cancel()
+	_, err := f.engine.Range(ctx, q, r)
+	if !apierrors.IsTooManyRequests(err) || !strings.Contains(err.Error(), "--history-max-concurrent-queries") {
+		t.Fatalf("error = %v, want a 429 naming the limit", err)
+	}
+	close(f.querier.block)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.engine.Range(adminCtx(), q, r); err != nil {
+		t.Fatalf("after the turn freed: %v", err)
 	}
 }

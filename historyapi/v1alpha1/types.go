@@ -159,17 +159,20 @@ type Point struct {
 type Value float64
 
 // MarshalJSON implements json.Marshaler.
-func (v Value) MarshalJSON() ([]byte, error) {
+func (v Value) MarshalJSON() ([]byte, error) { return v.AppendJSON(nil), nil }
+
+// AppendJSON appends v's JSON to dst, as MarshalJSON writes it.
+func (v Value) AppendJSON(dst []byte) []byte {
 	f := float64(v)
 	switch {
 	case math.IsNaN(f):
-		return []byte(`"NaN"`), nil
+		return append(dst, `"NaN"`...)
 	case math.IsInf(f, 1):
-		return []byte(`"+Inf"`), nil
+		return append(dst, `"+Inf"`...)
 	case math.IsInf(f, -1):
-		return []byte(`"-Inf"`), nil
+		return append(dst, `"-Inf"`...)
 	}
-	return strconv.AppendFloat(nil, f, 'g', -1, 64), nil
+	return strconv.AppendFloat(dst, f, 'g', -1, 64)
 }
 
 // UnmarshalJSON implements json.Unmarshaler.

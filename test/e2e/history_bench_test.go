@@ -69,7 +69,9 @@ func BenchmarkHistoryWorkload7Days(b *testing.B) {
 		return nil
 	}
 	raw := func() error {
-		m, err := prom.QueryRange(ctx, promQL, promclient.Range{Start: r.Start, End: r.End, Step: r.Step})
+		var sink promclient.MatrixSink
+		err := prom.QueryRange(ctx, promQL, promclient.Range{Start: r.Start, End: r.End, Step: r.Step}, &sink)
+		m := sink.Matrix
 		if err == nil && (len(m) != 1 || int64(len(m[0].Values)) != r.Points()) {
 			err = fmt.Errorf("raw query: want 1 series of %d points, got %v", r.Points(), len(m))
 		}
