@@ -24,7 +24,9 @@ type Sink interface {
 type SinkFunc func(metric model.Metric, samples []model.SamplePair) error
 
 // Series implements Sink.
-func (f SinkFunc) Series(metric model.Metric, samples []model.SamplePair) error { return f(metric, samples) }
+func (f SinkFunc) Series(metric model.Metric, samples []model.SamplePair) error {
+	return f(metric, samples)
+}
 
 // MatrixSink collects an answer as a matrix.
 type MatrixSink struct{ Matrix model.Matrix }
