@@ -106,7 +106,9 @@ func TestDiscoveryDocuments(t *testing.T) {
 
 type panicQuerier struct{ fakeQuerier }
 
-func (*panicQuerier) Latest(context.Context, v1alpha1.Query) ([]v1alpha1.Series, error) { panic("boom") }
+func (*panicQuerier) Latest(context.Context, v1alpha1.Query) ([]v1alpha1.Series, error) {
+	panic("boom")
+}
 
 // TestHandlerPanicIsA500: a panicking querier answers a 500 Status, and the handler serves on.
 func TestHandlerPanicIsA500(t *testing.T) {
