@@ -90,7 +90,7 @@ func TestDefaultPatternsMatchOnlyOwnPods(t *testing.T) {
 			kind: "ReplicaSet", name: "web-5d8f7c9b6",
 			own: many(5000, func() string { return replicaSetPod("web-5d8f7c9b6") }),
 			foreign: map[string][]string{
-				"Deployment web-5d8f7c9b6": many(2000, func() string { return deploymentPod(r, "web-5d8f7c9b6") }),
+				"Deployment web-5d8f7c9b6":      many(2000, func() string { return deploymentPod(r, "web-5d8f7c9b6") }),
 				"StatefulSet web-5d8f7c9b6-api": statefulSet("web-5d8f7c9b6-api", 100),
 				"CronJob web-5d8f7c9b6":         cronPods[:2000],
 			},
@@ -156,6 +156,41 @@ func TestTemplateHashAlphabet(t *testing.T) {
 			if class.MatchString(s) != in {
 				t.Errorf("hash class [%s] and SafeEncodeString's digits %q disagree on %q", m[1], encoded, s)
 			}
+		}
+	}
+}
+
+// TestDefaultPatternsResiduals pins what names alone cannot tell apart, as the README says: the
+// same <name>-<5 characters> shape for a ReplicaSet and a DaemonSet or Job of the same name, a bare
+// ReplicaSet named like a Deployment's, a generated suffix of digits beside a StatefulSet, and no
+// match at all for pods whose generated names Kubernetes truncated.
+func TestDefaultPatternsResiduals(t *testing.T) {
+	cfg, err := metricsconfig.Load(KapacityDefault())
+	if err != nil {
+		t.Fatal(err)
+	}
+	patterns := map[string]string{}
+	for _, p := range cfg.WorkloadPodNamePatterns {
+		patterns[p.Kind] = p.Pattern
+	}
+	longName := "checkout-service-with-a-rather-long-descriptive-name" // 52 characters
+	longPod := (longName + "-5d8f7c9b6-")[:58] + "x2k4p"               // names.SimpleNameGenerator's truncation
+	for _, tc := range []struct {
+		kind, name, pod string
+		match           bool
+		why             string
+	}{
+		{"ReplicaSet", "web", "web-x2k4p", true, "a DaemonSet or Job web's pod has a ReplicaSet web's shape"},
+		{"Deployment", "web", "web-bcd-x2k4p", true, "a bare ReplicaSet web-bcd's pod has a Deployment web's shape"},
+		{"StatefulSet", "web", "web-24567", true, "a generated suffix of digits is an ordinal"},
+		{"Deployment", longName, longPod, false, "a truncated name lost its hash"},
+	} {
+		re, err := metricsconfig.CompilePodNamePattern(patterns[tc.kind], tc.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if re.MatchString(tc.pod) != tc.match {
+			t.Errorf("%s %s vs %s: match=%v, want %v (%s)", tc.kind, tc.name, tc.pod, !tc.match, tc.match, tc.why)
 		}
 	}
 }
