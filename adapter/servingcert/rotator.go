@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -227,6 +228,11 @@ func (r *Rotator) publish(ctx context.Context, caBundle []byte) error {
 			errs = append(errs, fmt.Errorf("reading APIService %s: %w", name, err))
 			continue
 		}
+		if ns, name, ok := r.service(); ok && (svc.Spec.Service == nil || svc.Spec.Service.Namespace != ns || svc.Spec.Service.Name != name) {
+			// E.g. v1beta1.metrics.k8s.io kept on metrics-server: not ours to trust.
+			klog.V(2).InfoS("APIService served by another service; its caBundle is left alone", "apiService", name, "service", svc.Spec.Service)
+			continue
+		}
 		if bytes.Equal(svc.Spec.CABundle, caBundle) && !svc.Spec.InsecureSkipTLSVerify {
 			continue
 		}
@@ -241,6 +247,18 @@ func (r *Rotator) publish(ctx context.Context, caBundle []byte) error {
 		klog.InfoS("Published the adapter's CA bundle", "apiService", name)
 	}
 	return errors.Join(errs...)
+}
+
+// service returns the Service the certificate is for, from its first <name>.<namespace>.svc DNS
+// name: only APIServices backed by that Service get the adapter's CA.
+func (r *Rotator) service() (namespace, name string, ok bool) {
+	for _, dns := range r.opts.DNSNames {
+		parts := strings.Split(strings.TrimSuffix(dns, ".cluster.local"), ".")
+		if len(parts) == 3 && parts[2] == "svc" {
+			return parts[1], parts[0], true
+		}
+	}
+	return "", "", false
 }
 
 func writeIfChanged(path string, data []byte) error {

@@ -29,7 +29,8 @@ func testOptions() Options {
 
 func registered(name string) *apiregistrationv1.APIService {
 	return &apiregistrationv1.APIService{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: apiregistrationv1.APIServiceSpec{InsecureSkipTLSVerify: true, GroupPriorityMinimum: 100, VersionPriority: 100}}
+		Spec: apiregistrationv1.APIServiceSpec{InsecureSkipTLSVerify: true, GroupPriorityMinimum: 100, VersionPriority: 100,
+			Service: &apiregistrationv1.ServiceReference{Namespace: "kapacity-system", Name: "kapacity-adapter"}}}
 }
 
 // verify checks that the served files make a certificate for dnsName that the APIService's
@@ -103,6 +104,28 @@ func TestSelfSignedPublishesCABundle(t *testing.T) {
 		if a.GetVerb() != "get" {
 			t.Errorf("an unchanged certificate made a %s of %s", a.GetVerb(), a.GetResource().Resource)
 		}
+	}
+}
+
+// TestOtherServicesAPIServicesAreLeftAlone: an APIService the adapter is configured for but that
+// another Service backs (metrics.k8s.io kept on metrics-server) keeps its own trust.
+func TestOtherServicesAPIServicesAreLeftAlone(t *testing.T) {
+	metricsServer := registered("v1beta1.metrics.k8s.io")
+	metricsServer.Spec.Service = &apiregistrationv1.ServiceReference{Namespace: "kube-system", Name: "metrics-server"}
+	agg := aggregatorfake.NewSimpleClientset(metricsServer)
+	r, err := NewRotator(testOptions(), t.TempDir(), fake.NewClientset(), agg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := agg.ApiregistrationV1().APIServices().Get(context.Background(), "v1beta1.metrics.k8s.io", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svc.Spec.CABundle) != 0 || !svc.Spec.InsecureSkipTLSVerify {
+		t.Errorf("metrics-server's APIService was changed: %+v", svc.Spec)
 	}
 }
 
