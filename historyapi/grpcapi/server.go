@@ -89,6 +89,8 @@ func grpcError(err error) error {
 		code = codes.DeadlineExceeded
 	case apierrors.IsForbidden(err):
 		code = codes.PermissionDenied
+	case apierrors.IsTooManyRequests(err):
+		code = codes.ResourceExhausted
 	}
 	return status.Error(code, apiStatus.Status().Message)
 }

@@ -2,6 +2,7 @@ package grpcapi_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"reflect"
 	"slices"
@@ -113,6 +114,8 @@ func TestErrorCodes(t *testing.T) {
 		{apierrors.NewNotFound(schema.GroupResource{Resource: "metrics"}, "x"), codes.NotFound},
 		{apierrors.NewServiceUnavailable("prometheus down"), codes.Unavailable},
 		{apierrors.NewInternalError(context.DeadlineExceeded), codes.Internal},
+		{apierrors.NewForbidden(schema.GroupResource{Resource: "objects"}, "x", errors.New("no")), codes.PermissionDenied},
+		{apierrors.NewTooManyRequests("4 history queries were running", 1), codes.ResourceExhausted},
 	}
 	for _, tc := range tests {
 		conn := serve(t, &fakeQuerier{err: tc.err})
