@@ -34,6 +34,10 @@ func NewMetricsQuery(text string, labels LabelResolver, namespaced bool) (*Metri
 	return &MetricsQuery{tmpl: t, labels: labels, namespaced: namespaced}, nil
 }
 
+// Namespaced reports the rule's resources.namespaced: false means an external query of it reads
+// every namespace's series, whatever namespace it is asked in.
+func (q *MetricsQuery) Namespaced() bool { return q.namespaced }
+
 // ObjectQuery asks for a metric of named objects of one resource (custom
 // metrics, resource metrics, Kapacity's pod/container queries).
 type ObjectQuery struct {
@@ -128,9 +132,13 @@ func (q *MetricsQuery) buildObject(req ObjectQuery, nameMatcher promql.Matcher) 
 type ExternalQuery struct {
 	// Series is the Prometheus series name ("" for resource templates).
 	Series string
-	// Namespace, when set and the rule is namespaced, adds a matcher on the
-	// namespace label.
+	// Namespace, when set and the rule is namespaced (or KeepNamespace is
+	// set), adds a matcher on the namespace label.
 	Namespace string
+	// KeepNamespace adds the namespace matcher even for a rule with
+	// namespaced: false, for queries about one namespace's objects (a
+	// workload's pods), which must not read other namespaces.
+	KeepNamespace bool
 	// GroupBy and GroupBySlice are passed to the template unchanged.
 	GroupBy      string
 	GroupBySlice []string
@@ -159,7 +167,7 @@ func (q *MetricsQuery) BuildExternal(req ExternalQuery) (string, error) {
 	}
 	matchers = append(matchers, req.ExtraMatchers...)
 	sort.SliceStable(matchers, func(i, j int) bool { return matchers[i].Name < matchers[j].Name })
-	if q.namespaced && req.Namespace != "" {
+	if (q.namespaced || req.KeepNamespace) && req.Namespace != "" {
 		nsLabel, err := q.labels.LabelForResource(namespacesResource)
 		if err != nil {
 			return "", fmt.Errorf("unable to find the namespace label: %w", err)

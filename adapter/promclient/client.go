@@ -25,8 +25,13 @@ import (
 // Querier is what the providers need from Prometheus; tests substitute fakes.
 type Querier interface {
 	Query(ctx context.Context, query string, at time.Time) (model.Value, error)
-	QueryRange(ctx context.Context, query string, r Range) (model.Matrix, error)
 	Series(ctx context.Context, match string, start, end time.Time, visit SeriesVisitor) error
+}
+
+// Streamer is what history queries need: answers decoded series by series (see Sink).
+type Streamer interface {
+	QueryInstant(ctx context.Context, query string, at time.Time, sink Sink) error
+	QueryRange(ctx context.Context, query string, r Range, sink Sink) error
 }
 
 // Range is the time span and resolution of a range query.
@@ -91,33 +96,6 @@ func (c *Client) Query(ctx context.Context, query string, at time.Time) (model.V
 		return nil, err
 	}
 	return result.value()
-}
-
-// QueryRange runs a range query. Sharding long ranges below Prometheus' 11,000-point limit is the
-// caller's business (see historyapi).
-func (c *Client) QueryRange(ctx context.Context, query string, r Range) (model.Matrix, error) {
-	if r.Step <= 0 {
-		return nil, fmt.Errorf("range query step must be positive, got %s", r.Step)
-	}
-	params := url.Values{
-		"query": {query},
-		"start": {formatTime(r.Start)},
-		"end":   {formatTime(r.End)},
-		"step":  {strconv.FormatFloat(r.Step.Seconds(), 'f', -1, 64)},
-	}
-	var result queryData
-	if err := c.call(ctx, "query_range", params, func(r io.Reader) error { return decodeData(r, &result) }); err != nil {
-		return nil, err
-	}
-	value, err := result.value()
-	if err != nil {
-		return nil, err
-	}
-	matrix, ok := value.(model.Matrix)
-	if !ok {
-		return nil, fmt.Errorf("prometheus query_range: expected a matrix, got %s", value.Type())
-	}
-	return matrix, nil
 }
 
 // Series lists the series matching match with a sample in [start, end], streaming each one to

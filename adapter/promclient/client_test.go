@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
 )
 
 // fakePrometheus answers every request with status and body, and records the request.
@@ -154,18 +155,92 @@ func TestNewRejectsBadSettings(t *testing.T) {
 func TestQueryRange(t *testing.T) {
 	fake := &fakePrometheus{status: 200, body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"pod":"a"},"values":[[60,"1"],[120,"2"]]}]}}`}
 	c := newTestClient(t, fake, "GET", "", nil)
-	m, err := c.QueryRange(context.Background(), "x", Range{Start: time.Unix(60, 0), End: time.Unix(120, 0), Step: time.Minute})
-	if err != nil {
+	var sink MatrixSink
+	if err := c.QueryRange(context.Background(), "x", Range{Start: time.Unix(60, 0), End: time.Unix(120, 0), Step: time.Minute}, &sink); err != nil {
 		t.Fatal(err)
 	}
-	if len(m) != 1 || len(m[0].Values) != 2 || m[0].Values[1].Value != 2 {
+	m := sink.Matrix
+	if len(m) != 1 || len(m[0].Values) != 2 || m[0].Values[1].Value != 2 || m[0].Metric["pod"] != "a" {
 		t.Fatalf("matrix = %v", m)
 	}
 	if fake.form["step"][0] != "60" || fake.form["start"][0] != "60.000" || fake.form["end"][0] != "120.000" {
 		t.Fatalf("params = %v", fake.form)
 	}
-	if _, err := c.QueryRange(context.Background(), "x", Range{Start: time.Unix(60, 0), End: time.Unix(120, 0)}); err == nil {
+	if err := c.QueryRange(context.Background(), "x", Range{Start: time.Unix(60, 0), End: time.Unix(120, 0)}, &sink); err == nil {
 		t.Fatal("a zero step must be refused")
+	}
+}
+
+// TestStreamingStopsWhenTheSinkSaysSo: the answer is handed over one series at a time, and a
+// sink's error (a caller's bound) stops decoding at once instead of reading the rest.
+func TestStreamingStopsWhenTheSinkSaysSo(t *testing.T) {
+	var body strings.Builder
+	body.WriteString(`{"status":"success","data":{"resultType":"matrix","result":[`)
+	for i := range 1000 {
+		if i > 0 {
+			body.WriteString(",")
+		}
+		fmt.Fprintf(&body, `{"metric":{"pod":"p%d"},"values":[[60,"1"],[120,"2"]]}`, i)
+	}
+	body.WriteString(`]}}`)
+	c := newTestClient(t, &fakePrometheus{status: 200, body: body.String()}, "GET", "", nil)
+	errFull := errors.New("full")
+	seen := 0
+	err := c.QueryRange(context.Background(), "x", Range{Start: time.Unix(60, 0), End: time.Unix(120, 0), Step: time.Minute},
+		SinkFunc(func(model.Metric, []model.SamplePair) error {
+			if seen++; seen == 3 {
+				return errFull
+			}
+			return nil
+		}))
+	if !errors.Is(err, errFull) || seen != 3 {
+		t.Fatalf("error %v after %d series, want the sink's error after 3", err, seen)
+	}
+}
+
+func TestQueryInstantAndResultTypes(t *testing.T) {
+	tests := []struct {
+		name, body string
+		instant    bool
+		want       string // series seen, or the error
+	}{
+		{"vector", `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"b"},"value":[1.5,"2"]},{"metric":{},"value":[1.5,"NaN"]}]}}`, true, `{a="b"}@1500=2 {}@1500=NaN`},
+		{"scalar", `{"status":"success","data":{"resultType":"scalar","result":[7,"3"]}}`, true, `{}@7000=3`},
+		{"empty", `{"status":"success","data":{"resultType":"vector","result":[]}}`, true, ``},
+		{"null result", `{"status":"success","data":{"resultType":"matrix","result":null}}`, false, ``},
+		{"warnings kept apart", `{"status":"success","warnings":["w"],"data":{"resultType":"vector","result":[]},"infos":["i"]}`, true, ``},
+		{"matrix asked for, vector answered", `{"status":"success","data":{"resultType":"vector","result":[]}}`, false, "unexpected result type"},
+		{"vector asked for, matrix answered", `{"status":"success","data":{"resultType":"matrix","result":[]}}`, true, "unexpected result type"},
+		{"result before its type", `{"status":"success","data":{"result":[],"resultType":"vector"}}`, true, "result comes before resultType"},
+		{"error status", `{"status":"error","errorType":"bad_data","error":"parse error"}`, true, "parse error"},
+		{"no data", `{"status":"success"}`, true, "no data"},
+		{"truncated", `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"1"]`, false, "decoding a series"},
+		{"not JSON", `<html>`, true, "decoding answer"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestClient(t, &fakePrometheus{status: 200, body: tc.body}, "GET", "", nil)
+			var seen []string
+			sink := SinkFunc(func(m model.Metric, samples []model.SamplePair) error {
+				for _, s := range samples {
+					seen = append(seen, fmt.Sprintf("%s@%d=%s", m, int64(s.Timestamp), s.Value))
+				}
+				return nil
+			})
+			var err error
+			if tc.instant {
+				err = c.QueryInstant(context.Background(), "x", time.Unix(1, 0), sink)
+			} else {
+				err = c.QueryRange(context.Background(), "x", Range{Start: time.Unix(0, 0), End: time.Unix(60, 0), Step: time.Minute}, sink)
+			}
+			got := strings.Join(seen, " ")
+			if err != nil {
+				got = err.Error()
+			}
+			if !strings.Contains(got, tc.want) || (tc.want == "" && got != "") {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -12,24 +12,9 @@ import (
 // ErrEmptyQuery is returned when a template renders nothing.
 var ErrEmptyQuery = errors.New("empty query produced by metrics query template")
 
-// QueryData is what metrics-query templates see. Field names are part of
-// the config format (prometheus-adapter's), so they must not change.
-type QueryData struct {
-	// Series is the Prometheus series (metric) name.
-	Series string
-	// LabelMatchers is the comma-joined, escaped matcher list, e.g.
-	// `namespace="ns",pod=~"a|b"`.
-	LabelMatchers string
-	// LabelValuesByName maps a label to the regex alternation of its
-	// requested values (`a|b`), already escaped for use inside a PromQL
-	// double-quoted string, e.g. `{pod=~"<<index .LabelValuesByName "pod">>"}`.
-	// Only labels requested with =, == or in appear.
-	LabelValuesByName map[string]string
-	// GroupBy is the comma-joined list of labels to aggregate by.
-	GroupBy string
-	// GroupBySlice is the same list as a slice.
-	GroupBySlice []string
-}
+// QueryData is what metrics-query templates see (defined with the config format, which
+// checks templates against it when loading).
+type QueryData = metricsconfig.QueryData
 
 // QueryTemplate is a parsed metrics-query template (delimiters << >>).
 type QueryTemplate struct {

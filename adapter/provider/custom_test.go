@@ -180,6 +180,9 @@ func TestCustomFailures(t *testing.T) {
 		wantQueries int
 	}{
 		{name: "NaN sample", answer: answer{value: vector(sample(math.NaN(), "pod", "somepod1"))}, wantCode: 404, wantQueries: 1},
+		// x/0 in a ratio is +Inf: served as a huge number it sent the HPA to maxReplicas.
+		{name: "+Inf sample", answer: answer{value: vector(sample(math.Inf(1), "pod", "somepod1"))}, wantCode: 404, wantQueries: 1},
+		{name: "-Inf sample", answer: answer{value: vector(sample(math.Inf(-1), "pod", "somepod1"))}, wantCode: 404, wantQueries: 1},
 		{name: "empty vector", answer: answer{value: vector()}, wantCode: 404, wantQueries: 1},
 		{name: "only another object's sample", answer: answer{value: vector(sample(1, "pod", "somepod2"))}, wantCode: 404, wantQueries: 1},
 		{name: "prometheus API error", answer: answer{err: errPromAPI}, wantCode: 500, wantMessage: "too many samples", wantQueries: 1},
@@ -233,6 +236,8 @@ func TestCustomBySelectorFailures(t *testing.T) {
 		// Objects without a (measured) sample are left out; the others are served.
 		{name: "NaN and missing omitted", objects: &fakeObjects{names: []string{"a", "b"}}, answer: answer{value: vector(sample(math.NaN(), "pod", "a"))}, wantLen: 0},
 		{name: "one served", objects: &fakeObjects{names: []string{"a", "b"}}, answer: answer{value: vector(sample(math.NaN(), "pod", "a"), sample(2, "pod", "b"))}, wantLen: 1},
+		{name: "infinities omitted", objects: &fakeObjects{names: []string{"a", "b"}}, answer: answer{value: vector(sample(math.Inf(1), "pod", "a"), sample(math.Inf(-1), "pod", "b"))}, wantLen: 0},
+		{name: "+Inf omitted, one served", objects: &fakeObjects{names: []string{"a", "b"}}, answer: answer{value: vector(sample(math.Inf(1), "pod", "a"), sample(3, "pod", "b"))}, wantLen: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

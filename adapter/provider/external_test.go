@@ -105,6 +105,8 @@ func TestExternalFailures(t *testing.T) {
 		{name: "empty vector", answer: answer{value: vector()}, wantCode: 404},
 		{name: "only NaN", answer: answer{value: vector(sample(math.NaN(), "name", "q"))}, wantCode: 404},
 		{name: "NaN dropped, others kept", answer: answer{value: vector(sample(math.NaN(), "name", "q"), sample(0, "name", "r"))}, wantItems: 1},
+		{name: "only infinities", answer: answer{value: vector(sample(math.Inf(1), "name", "q"), sample(math.Inf(-1), "name", "r"))}, wantCode: 404},
+		{name: "+Inf dropped, others kept", answer: answer{value: vector(sample(math.Inf(1), "name", "q"), sample(2, "name", "r"))}, wantItems: 1},
 		{name: "scalar", answer: answer{value: &model.Scalar{Value: 2, Timestamp: 1}}, wantItems: 1},
 		{name: "prometheus API error", answer: answer{err: errPromAPI}, wantCode: 500, wantMessage: "too many samples"},
 		{name: "transport error", answer: answer{err: errPromTransport}, wantCode: 503, wantMessage: "connection refused"},

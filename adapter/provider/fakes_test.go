@@ -171,10 +171,6 @@ func (f *fakeQuerier) Query(_ context.Context, query string, _ time.Time) (model
 	return nil, fmt.Errorf("fake querier: unexpected query %s", query)
 }
 
-func (f *fakeQuerier) QueryRange(context.Context, string, promclient.Range) (model.Matrix, error) {
-	return nil, fmt.Errorf("fake querier: range queries are not used by the providers")
-}
-
 func (f *fakeQuerier) Series(context.Context, string, time.Time, time.Time, promclient.SeriesVisitor) error {
 	return fmt.Errorf("fake querier: series calls are not used by the providers")
 }

@@ -2,8 +2,8 @@
 // it renders each request into PromQL with the matching rule, runs it, and converts the samples.
 //
 // Failure semantics, which autoscalers rely on: a failed Prometheus query is an error, never a
-// zero; a missing or NaN sample is "not found", never a zero; a request PromQL cannot express is a
-// 400 naming the problem.
+// zero; a missing, NaN or infinite sample is "not found", never a zero or a saturated huge number;
+// a request PromQL cannot express is a 400 naming the problem.
 package provider
 
 import (
@@ -116,8 +116,12 @@ func badRequest(metric string, err error) error {
 }
 
 // measured reports whether a sample holds a real measurement: NaN is Prometheus' "no value"
-// (e.g. 0/0 in a ratio) and must not be served as a number.
-func measured(v model.SampleValue) bool { return !math.IsNaN(float64(v)) }
+// (0/0 in a ratio) and ±Inf its x/0; neither may be served as a number (an infinity saturates to
+// the largest quantity, which sends an HPA to maxReplicas).
+func measured(v model.SampleValue) bool {
+	f := float64(v)
+	return !math.IsNaN(f) && !math.IsInf(f, 0)
+}
 
 var (
 	podsResource       = schema.GroupResource{Resource: "pods"}

@@ -19,7 +19,7 @@ import (
 // ready pods (joined with kube-state-metrics' kube_pod_status_ready).
 func TestWorkloadAggregate(t *testing.T) {
 	const (
-		webPods = `pod=~"^web-[a-z0-9]+-[a-z0-9]+$"`
+		webPods = `pod=~"^web-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$"`
 		plain   = `sum by (namespace) (sum(container_some_usage{namespace="ns",` + webPods + `,container!="POD"}) by (namespace))`
 		ready   = `sum by (namespace) ((sum(container_some_usage{namespace="ns",` + webPods + `,container!="POD"}) by (namespace,pod))` +
 			` * on (namespace, pod) group_left () (max by (namespace, pod) (kube_pod_status_ready{condition="true",` + webPods + `,namespace="ns"}) == 1))`
@@ -50,17 +50,19 @@ func TestWorkloadAggregate(t *testing.T) {
 			wantQuery: plain, answer: answer{value: vector(sample(1, "namespace", "ns"))},
 			wantKind: "Deployment", wantValue: "1"},
 		{name: "statefulset counter", gr: schema.GroupResource{Group: "apps", Resource: "statefulsets"}, workload: "db", metric: "some_count",
-			wantQuery: `sum by (namespace) (sum(rate(container_some_count_total{namespace="ns",pod=~"^db-[0-9]+$",container!="POD"}[1m])) by (namespace))`,
+			wantQuery: `sum by (namespace) (sum(rate(container_some_count_total{namespace="ns",pod=~"^db-(0|[1-9][0-9]*)$",container!="POD"}[1m])) by (namespace))`,
 			answer:    answer{value: vector(sample(0.25, "namespace", "ns"))},
 			wantKind:  "StatefulSet", wantValue: "250m"},
 		{name: "workload name is regex-quoted", gr: deployments, workload: "web.v2", metric: "some_usage",
-			wantQuery: `sum by (namespace) (sum(container_some_usage{namespace="ns",pod=~"^web\\.v2-[a-z0-9]+-[a-z0-9]+$",container!="POD"}) by (namespace))`,
+			wantQuery: `sum by (namespace) (sum(container_some_usage{namespace="ns",pod=~"^web\\.v2-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",container!="POD"}) by (namespace))`,
 			answer:    answer{value: vector(sample(1, "namespace", "ns"))},
 			wantKind:  "Deployment", wantValue: "1"},
 		{name: "no pods running", gr: deployments, workload: "web", metric: "some_usage",
 			wantQuery: plain, answer: answer{value: vector()}, wantCode: 404},
 		{name: "NaN", gr: deployments, workload: "web", metric: "some_usage",
 			wantQuery: plain, answer: answer{value: vector(sample(math.NaN(), "namespace", "ns"))}, wantCode: 404},
+		{name: "+Inf", gr: deployments, workload: "web", metric: "some_usage",
+			wantQuery: plain, answer: answer{value: vector(sample(math.Inf(1), "namespace", "ns"))}, wantCode: 404},
 		{name: "prometheus error", gr: deployments, workload: "web", metric: "some_usage",
 			wantQuery: plain, answer: answer{err: errPromAPI}, wantCode: 500},
 		{name: "transport error", gr: deployments, workload: "web", metric: "some_usage",
@@ -133,7 +135,7 @@ func TestWorkloadAggregate(t *testing.T) {
 // workloads without pods are left out.
 func TestWorkloadAggregateBySelector(t *testing.T) {
 	query := func(name string) string {
-		return `sum by (namespace) (sum(container_some_usage{namespace="ns",pod=~"^` + name + `-[a-z0-9]+-[a-z0-9]+$",container!="POD"}) by (namespace))`
+		return `sum by (namespace) (sum(container_some_usage{namespace="ns",pod=~"^` + name + `-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",container!="POD"}) by (namespace))`
 	}
 	q := &fakeQuerier{t: t, answers: map[string]answer{
 		query("web"): {value: vector(sample(1, "namespace", "ns"))},

@@ -69,10 +69,6 @@ func (f *fakeProm) Query(_ context.Context, query string, at time.Time) (model.V
 	return nil, fmt.Errorf("unexpected query %q", query)
 }
 
-func (f *fakeProm) QueryRange(context.Context, string, promclient.Range) (model.Matrix, error) {
-	return nil, errors.New("not implemented")
-}
-
 func (f *fakeProm) Series(context.Context, string, time.Time, time.Time, promclient.SeriesVisitor) error {
 	return errors.New("not implemented")
 }

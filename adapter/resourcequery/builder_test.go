@@ -48,28 +48,28 @@ func TestWorkloadResource(t *testing.T) {
 			// Conformance case 31.
 			name: "workload container cpu",
 			q:    WorkloadQuery{GroupKind: deployment, Namespace: "prod", Name: "web", Resource: CPU, Container: "app"},
-			want: `sum by (namespace) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",container="app",pod=~"^web-[a-z0-9]+-[a-z0-9]+$",namespace="prod"}[3m]))`,
+			want: `sum by (namespace) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",container="app",pod=~"^web-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",namespace="prod"}[3m]))`,
 		},
 		{
 			name: "workload cpu",
 			q:    WorkloadQuery{GroupKind: deployment, Namespace: "prod", Name: "web", Resource: CPU},
-			want: `sum by (namespace) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",pod=~"^web-[a-z0-9]+-[a-z0-9]+$",namespace="prod"}[3m]))`,
+			want: `sum by (namespace) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",pod=~"^web-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",namespace="prod"}[3m]))`,
 		},
 		{
 			name: "workload memory ready pods only",
 			q:    WorkloadQuery{GroupKind: deployment, Namespace: "prod", Name: "web", Resource: Memory, ReadyPodsOnly: true},
-			want: `sum by (namespace) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (container_memory_working_set_bytes{container!="",container!="POD",pod=~"^web-[a-z0-9]+-[a-z0-9]+$",namespace="prod"}))`,
+			want: `sum by (namespace) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (container_memory_working_set_bytes{container!="",container!="POD",pod=~"^web-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",namespace="prod"}))`,
 		},
 		{
 			name: "workload container cpu ready pods only",
 			q:    WorkloadQuery{GroupKind: deployment, Namespace: "prod", Name: "web", Resource: CPU, Container: "app", ReadyPodsOnly: true},
-			want: `sum by (namespace) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",container="app",pod=~"^web-[a-z0-9]+-[a-z0-9]+$",namespace="prod"}[3m])))`,
+			want: `sum by (namespace) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",container="app",pod=~"^web-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",namespace="prod"}[3m])))`,
 		},
 		{
 			// The workload name is regex-quoted into the pattern.
 			name: "statefulset with a dot in its name",
 			q:    WorkloadQuery{GroupKind: schema.GroupKind{Group: "apps", Kind: "StatefulSet"}, Namespace: "prod", Name: "db.v1", Resource: CPU},
-			want: `sum by (namespace) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",pod=~"^db\\.v1-[0-9]+$",namespace="prod"}[3m]))`,
+			want: `sum by (namespace) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",pod=~"^db\\.v1-(0|[1-9][0-9]*)$",namespace="prod"}[3m]))`,
 		},
 	}
 	for _, tc := range tests {
@@ -188,7 +188,7 @@ func TestWorkloadExternal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `sum(kube_pod_status_ready{condition="true",pod=~"^web-[a-z0-9]+-[a-z0-9]+$",namespace="ns"})`
+	want := `sum(kube_pod_status_ready{condition="true",pod=~"^web-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",namespace="ns"})`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}

@@ -106,6 +106,8 @@ func TestSourceReload(t *testing.T) {
 			wantErr: "externalRules[0].resources.overrides[foo]", wantRules: 1, wantFailure: 1},
 		{name: "bad template", newContent: strings.Replace(configTwoExternal, "max(<<.Series>>", "max(<<.Series", 1),
 			wantErr: "externalRules[1].metricsQuery", wantRules: 1, wantFailure: 1},
+		{name: "misspelt template field", newContent: strings.Replace(configTwoExternal, "max(<<.Series>>", "max(<<.Serise>>", 1),
+			wantErr: "externalRules[1].metricsQuery: unknown field .Serise", wantRules: 1, wantFailure: 1},
 		{name: "bad workload pattern", newContent: configOneExternal + "workloadPodNamePatterns: [{group: apps, kind: Deployment, pattern: '^web$'}]\n",
 			wantErr: "workloadPodNamePatterns[0]", wantRules: 1, wantFailure: 1},
 		{name: "file removed", newContent: "", wantErr: "reading metrics-discovery config", wantRules: 1, wantFailure: 1},

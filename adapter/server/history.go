@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/kapacitystack/kapacity/historyapi/grpcapi"
@@ -21,6 +22,9 @@ import (
 type HistoryOptions struct {
 	MaxRange         time.Duration
 	MaxPoints        int64
+	MaxStep          time.Duration
+	MaxSamples       int64
+	MaxConcurrent    int
 	ShardConcurrency int
 	GRPCPort         int
 	GRPCBindAddress  string
@@ -31,12 +35,15 @@ type HistoryOptions struct {
 func (o *HistoryOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.MaxRange, "history-max-range", 0, "longest range a history query may ask for (0: no limit beyond --history-max-points)")
 	fs.Int64Var(&o.MaxPoints, "history-max-points", query.DefaultMaxPoints, "most points per series a history range query may ask for")
+	fs.Int64Var(&o.MaxSamples, "history-max-samples", query.DefaultMaxSamples, "most samples, over all series, one history answer may hold (16 bytes each); larger answers are stopped while they stream in, with a 400 naming this limit")
+	fs.IntVar(&o.MaxConcurrent, "history-max-concurrent-queries", query.DefaultMaxConcurrent, "history queries answered at once; others wait for a turn (with --history-max-samples this bounds the memory of all history answers)")
+	fs.DurationVar(&o.MaxStep, "history-max-step", query.DefaultMaxStep, "longest step a history range query may ask for")
 	fs.IntVar(&o.ShardConcurrency, "history-shard-concurrency", 4, "Prometheus range queries one history query runs at once (long ranges are split into shards of at most 11,000 points)")
-	fs.IntVar(&o.GRPCPort, "grpc-port", 0, "port of Kapacity's gRPC metric ProviderService (0: not served)")
-	fs.StringVar(&o.GRPCBindAddress, "grpc-bind-address", "0.0.0.0", "address the gRPC port binds to")
-	fs.StringVar(&o.GRPCTLS.CertFile, "grpc-tls-cert-file", "", "serving certificate of the gRPC port (with --grpc-tls-key-file); without it the port is plaintext, as Kapacity's is")
+	fs.IntVar(&o.GRPCPort, "grpc-port", 0, "port of Kapacity's gRPC metric ProviderService (0: not served); every call needs a Kubernetes token (TokenReview) and is authorized per namespace like the history API")
+	fs.StringVar(&o.GRPCBindAddress, "grpc-bind-address", "127.0.0.1", "address the gRPC port binds to; beyond loopback it needs --grpc-tls-cert-file and --grpc-tls-key-file")
+	fs.StringVar(&o.GRPCTLS.CertFile, "grpc-tls-cert-file", "", "serving certificate of the gRPC port (with --grpc-tls-key-file), re-read when it changes; without it the port serves plaintext, on loopback only")
 	fs.StringVar(&o.GRPCTLS.KeyFile, "grpc-tls-key-file", "", "serving key of the gRPC port")
-	fs.StringVar(&o.GRPCTLS.ClientCAFile, "grpc-tls-client-ca-file", "", "require gRPC clients to present a certificate signed by this CA")
+	fs.StringVar(&o.GRPCTLS.ClientCAFile, "grpc-tls-client-ca-file", "", "also require gRPC clients to present a certificate signed by this CA")
 }
 
 // Validate checks the flags.
@@ -47,6 +54,15 @@ func (o *HistoryOptions) Validate() []error {
 	}
 	if o.MaxPoints <= 0 {
 		errs = append(errs, fmt.Errorf("--history-max-points must be positive"))
+	}
+	if o.MaxConcurrent <= 0 {
+		errs = append(errs, fmt.Errorf("--history-max-concurrent-queries must be positive"))
+	}
+	if o.MaxSamples <= 0 {
+		errs = append(errs, fmt.Errorf("--history-max-samples must be positive"))
+	}
+	if o.MaxStep < query.MinStep {
+		errs = append(errs, fmt.Errorf("--history-max-step must be at least %s", query.MinStep))
 	}
 	if o.ShardConcurrency <= 0 {
 		errs = append(errs, fmt.Errorf("--history-shard-concurrency must be positive"))
@@ -60,19 +76,29 @@ func (o *HistoryOptions) Validate() []error {
 	if o.GRPCTLS.ClientCAFile != "" && o.GRPCTLS.CertFile == "" {
 		errs = append(errs, fmt.Errorf("--grpc-tls-client-ca-file needs --grpc-tls-cert-file and --grpc-tls-key-file"))
 	}
+	if o.GRPCPort != 0 && !o.GRPCTLS.Enabled() && !grpcapi.IsLoopback(o.GRPCBindAddress) {
+		errs = append(errs, fmt.Errorf("--grpc-bind-address %q is beyond loopback: the gRPC port needs --grpc-tls-cert-file and --grpc-tls-key-file (tokens travel with every call)", o.GRPCBindAddress))
+	}
 	return errs
 }
 
 // install serves the history API on server and, with --grpc-port, starts the gRPC
-// service (bound now, so a taken port fails the start).
-func (o *HistoryOptions) install(ctx context.Context, server *genericapiserver.GenericAPIServer, engine *query.Engine) error {
+// service (bound now, so a taken port fails the start), whose callers' tokens are checked with
+// TokenReview through client.
+func (o *HistoryOptions) install(ctx context.Context, server *genericapiserver.GenericAPIServer, engine *query.Engine, client kubernetes.Interface) error {
 	if err := httpapi.Install(server, engine); err != nil {
 		return err
 	}
 	if o.GRPCPort == 0 {
 		return nil
 	}
-	serve, err := grpcapi.Listen(net.JoinHostPort(o.GRPCBindAddress, strconv.Itoa(o.GRPCPort)), engine, o.GRPCTLS)
+	tokens, err := grpcapi.NewTokenReviewAuthenticator(client.AuthenticationV1())
+	if err != nil {
+		return err
+	}
+	serve, err := grpcapi.Listen(engine, grpcapi.ServerOptions{
+		Address: net.JoinHostPort(o.GRPCBindAddress, strconv.Itoa(o.GRPCPort)), TLS: o.GRPCTLS, Authenticator: tokens,
+	})
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,11 @@ func TestValidate(t *testing.T) {
 		{args: []string{"--metrics-relist-interval=0s"}, want: "--metrics-relist-interval must be positive"},
 		{args: []string{"--metrics-relist-interval=5m", "--metrics-max-age=1m"}, want: "must not be less than --metrics-relist-interval"},
 		{args: []string{"--max-name-regex-bytes=-1"}, want: "--max-name-regex-bytes must not be negative"},
+		// The gRPC port is loopback unless TLS protects the tokens it receives.
+		{args: []string{"--grpc-port=9090"}},
+		{args: []string{"--grpc-port=9090", "--grpc-bind-address=0.0.0.0"}, want: "needs --grpc-tls-cert-file and --grpc-tls-key-file"},
+		{args: []string{"--grpc-port=9090", "--grpc-bind-address=0.0.0.0", "--grpc-tls-cert-file=c", "--grpc-tls-key-file=k"}},
+		{args: []string{"--history-max-step=0s"}, want: "--history-max-step must be at least 1ms"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

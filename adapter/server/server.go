@@ -8,20 +8,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
+	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	basecmd "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd"
 
 	"github.com/kapacitystack/kapacity/adapter/discovery"
 	"github.com/kapacitystack/kapacity/adapter/promclient"
 	"github.com/kapacitystack/kapacity/adapter/provider"
 	"github.com/kapacitystack/kapacity/adapter/ruleset"
+	"github.com/kapacitystack/kapacity/adapter/servingcert"
 	deployconfig "github.com/kapacitystack/kapacity/deploy/config"
 	"github.com/kapacitystack/kapacity/historyapi/query"
 )
@@ -37,6 +42,7 @@ type Options struct {
 	MaxAge               time.Duration
 	MaxRegexBytes        int
 	History              HistoryOptions
+	ServingCert          servingcert.Options
 }
 
 func newOptions() *Options {
@@ -74,6 +80,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	o.base.InstallFlags()
 	o.Prometheus.AddFlags(fs)
 	o.History.AddFlags(fs)
+	o.ServingCert.AddFlags(fs)
 	fs.StringVar(&o.ConfigFile, "config", "", "metrics-discovery config file (prometheus-adapter format); default: Kapacity's built-in config")
 	fs.DurationVar(&o.ConfigReloadInterval, "config-reload-interval", 10*time.Second, "how often the config file is checked for changes (0 disables reloading)")
 	fs.DurationVar(&o.RelistInterval, "metrics-relist-interval", time.Minute, "how often the series in Prometheus are listed to discover metrics; unknown metrics asked for also trigger a (rate-limited) listing")
@@ -84,6 +91,11 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 // Validate checks the flags.
 func (o *Options) Validate() []error {
 	errs := append(o.Prometheus.Validate(), o.History.Validate()...)
+	errs = append(errs, o.ServingCert.Validate()...)
+	if o.ServingCert.Mode == servingcert.ModeSelfSigned && o.base.SecureServing != nil &&
+		(o.base.SecureServing.ServerCert.CertKey.CertFile != "" || o.base.SecureServing.ServerCert.CertKey.KeyFile != "") {
+		errs = append(errs, fmt.Errorf("--serving-cert-mode=self-signed issues the serving certificate: drop --tls-cert-file and --tls-private-key-file, or use --serving-cert-mode=external"))
+	}
 	if o.RelistInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--metrics-relist-interval must be positive, got %s", o.RelistInterval))
 	}
@@ -144,16 +156,33 @@ func (o *Options) Run(ctx context.Context) error {
 	portraits := provider.NewCachedPortraits(ctx, dynamicClient)
 	o.base.WithExternalMetrics(provider.NewExternal(relister, prom, mapper, portraits, requestMetrics, providerOpts))
 
+	if o.ServingCert.Mode == servingcert.ModeSelfSigned {
+		if err := o.startServingCert(ctx, clientConfig); err != nil {
+			return err
+		}
+	}
 	o.setOpenAPIConfig()
 	server, err := o.base.Server()
 	if err != nil {
 		return fmt.Errorf("building the API server: %w", err)
 	}
+	serverConfig, err := o.base.Config()
+	if err != nil {
+		return fmt.Errorf("building the API server: %w", err)
+	}
+	// The history engine authorizes every query itself, against the namespace it really reads,
+	// with the API server's delegated authorizer (SubjectAccessReview, cached).
 	historyEngine := query.New(rules.Current, relister, prom, mapper, objects, requestMetrics, query.Options{
 		QueryTimeout: o.Prometheus.QueryTimeout, MaxRegexBytes: o.MaxRegexBytes,
-		Concurrency: o.History.ShardConcurrency, MaxRange: o.History.MaxRange, MaxPoints: o.History.MaxPoints,
+		Concurrency: o.History.ShardConcurrency, MaxRange: o.History.MaxRange, MaxPoints: o.History.MaxPoints, MaxStep: o.History.MaxStep,
+		MaxSamples: o.History.MaxSamples, MaxConcurrent: o.History.MaxConcurrent,
+		Authorizer: serverConfig.GenericConfig.Authorization.Authorizer,
 	})
-	if err := o.History.install(ctx, server.GenericAPIServer, historyEngine); err != nil {
+	kubeClient, err := kubernetes.NewForConfig(clientConfig)
+	if err != nil {
+		return fmt.Errorf("building the Kubernetes client: %w", err)
+	}
+	if err := o.History.install(ctx, server.GenericAPIServer, historyEngine, kubeClient); err != nil {
 		return err
 	}
 	if err := installResourceMetrics(ctx, server.GenericAPIServer, rules.Current(), prom, clientConfig, o.Prometheus.QueryTimeout, mapper, requestMetrics); err != nil {
@@ -166,6 +195,38 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	klog.InfoS("Starting the Kapacity adapter", "prometheus", o.Prometheus.URL, "config", o.configName())
 	return server.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+}
+
+// startServingCert issues (or adopts) the self-signed serving certificate, points the API server
+// at its files (which it reloads when they change), publishes the CA in the APIServices, and keeps
+// all three current.
+func (o *Options) startServingCert(ctx context.Context, clientConfig *rest.Config) error {
+	serverCert := &o.base.SecureServing.ServerCert
+	dir := serverCert.CertDirectory
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "kapacity-adapter-certs-"); err != nil {
+			return fmt.Errorf("creating a certificate directory: %w", err)
+		}
+	}
+	kubeClient, err := kubernetes.NewForConfig(clientConfig)
+	if err != nil {
+		return fmt.Errorf("building the Kubernetes client: %w", err)
+	}
+	apiServices, err := aggregator.NewForConfig(clientConfig)
+	if err != nil {
+		return fmt.Errorf("building the APIService client: %w", err)
+	}
+	rotator, err := servingcert.NewRotator(o.ServingCert, dir, kubeClient, apiServices)
+	if err != nil {
+		return err
+	}
+	if err := rotator.Sync(ctx); err != nil {
+		return fmt.Errorf("preparing the serving certificate: %w", err)
+	}
+	serverCert.CertKey.CertFile, serverCert.CertKey.KeyFile = rotator.CertFile(), rotator.KeyFile()
+	go rotator.Run(ctx)
+	return nil
 }
 
 func (o *Options) configName() string {

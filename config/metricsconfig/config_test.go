@@ -191,6 +191,34 @@ func TestValidate(t *testing.T) {
 			wantErr: []string{"rules[2].metricsQuery: unable to parse metrics query template"},
 		},
 		{
+			// A typo parsed fine and then failed every query of the rule.
+			name:    "metricsQuery with a misspelt field",
+			cfg:     withRule(func(r *DiscoveryRule) { r.MetricsQuery = "sum(<<.Serise>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)" }),
+			wantErr: []string{"rules[2].metricsQuery: unknown field .Serise (did you mean .Series?)"},
+		},
+		{
+			name:    "misspelt field through $",
+			cfg:     withRule(func(r *DiscoveryRule) { r.MetricsQuery = "<<range .GroupBySlice>><<$.LabelMatcher>><<end>>" }),
+			wantErr: []string{"rules[2].metricsQuery: unknown field .LabelMatcher (did you mean .LabelMatchers?)"},
+		},
+		{
+			name:    "field of a field that has none",
+			cfg:     withRule(func(r *DiscoveryRule) { r.MetricsQuery = "<<.Series.Name>>" }),
+			wantErr: []string{"rules[2].metricsQuery: .Series.Name: .Series is a string and has no fields"},
+		},
+		{
+			// Inside range and with, dot is something else: only $ is checked there.
+			name: "fields inside range and with, index, map keys",
+			cfg: withRule(func(r *DiscoveryRule) {
+				r.MetricsQuery = `<<with .LabelValuesByName.pod>>x{pod=~"<<.>>"}<<end>><<range $i, $g := .GroupBySlice>><<$g>><<end>><<index .LabelValuesByName "namespace">><<len .GroupBySlice>>`
+			}),
+		},
+		{
+			name:    "resource rule with a misspelt field",
+			cfg:     withResourceRule(func(r *ResourceRule) { r.ContainerQuery = "sum by (<<.Groupby>>) (x{<<.LabelMatchers>>})" }),
+			wantErr: []string{"resourceRules.cpu.containerQuery: unknown field .Groupby (did you mean .GroupBy?)"},
+		},
+		{
 			name:    "empty metricsQuery",
 			cfg:     withRule(func(r *DiscoveryRule) { r.MetricsQuery = "" }),
 			wantErr: []string{"rules[2].metricsQuery: must not be empty"},

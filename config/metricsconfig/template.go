@@ -15,11 +15,14 @@ const (
 )
 
 // ParseQueryTemplate parses a metricsQuery / containerQuery / nodeQuery
-// template.
+// template, and checks that every field it names exists in QueryData.
 func ParseQueryTemplate(name, text string) (*template.Template, error) {
 	t, err := template.New(name).Delims(TemplateLeftDelim, TemplateRightDelim).Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("unable to parse metrics query template %q: %w", text, err)
+	}
+	if err := checkFields(t.Tree); err != nil {
+		return nil, err
 	}
 	return t, nil
 }

@@ -34,9 +34,9 @@ func TestKapacityDefaultLoads(t *testing.T) {
 		t.Errorf("externalRules = %+v", cfg.ExternalRules)
 	}
 	want := map[string]string{
-		"ReplicaSet":  "^%s-[a-z0-9]+$",
-		"Deployment":  "^%s-[a-z0-9]+-[a-z0-9]+$",
-		"StatefulSet": "^%s-[0-9]+$",
+		"ReplicaSet":  "^%s-[bcdfghjklmnpqrstvwxz2456789]{5}$",
+		"Deployment":  "^%s-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",
+		"StatefulSet": "^%s-(0|[1-9][0-9]*)$",
 	}
 	if len(cfg.WorkloadPodNamePatterns) != len(want) {
 		t.Fatalf("workloadPodNamePatterns = %+v", cfg.WorkloadPodNamePatterns)

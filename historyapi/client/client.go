@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -76,31 +77,74 @@ func (c *HTTP) do(ctx context.Context, q v1alpha1.Query, r *v1alpha1.Range) ([]v
 			req = req.Param(key, v)
 		}
 	}
-	// Result.Error, unlike DoRaw, decodes a Status answer into an API error (apierrors.IsBadRequest...).
-	result := req.Do(ctx)
-	if err := result.Error(); err != nil {
-		return nil, err
-	}
-	body, err := result.Raw()
+	// Stream turns a Status answer into an API error (apierrors.IsBadRequest...) and hands a
+	// successful body over unread, so that it is decoded series by series.
+	body, err := req.Stream(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var list v1alpha1.SeriesList
-	if err := json.Unmarshal(body, &list); err != nil {
+	defer body.Close()
+	series, err := decodeSeriesList(body)
+	if err != nil {
 		return nil, fmt.Errorf("decoding the history API answer: %w", err)
 	}
-	return list.Series, nil
+	return series, nil
+}
+
+// decodeSeriesList reads a SeriesList one series at a time: json.Decoder holds a whole value
+// before decoding it, which for the list would be the entire answer.
+func decodeSeriesList(r io.Reader) ([]v1alpha1.Series, error) {
+	dec := json.NewDecoder(r)
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("expected an object, got %v: %w", tok, err)
+	}
+	series := []v1alpha1.Series{}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		if key != "series" {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		if tok == nil {
+			continue
+		}
+		if tok != json.Delim('[') {
+			return nil, fmt.Errorf("series: expected an array, got %v", tok)
+		}
+		for dec.More() {
+			var s v1alpha1.Series
+			if err := dec.Decode(&s); err != nil {
+				return nil, err
+			}
+			series = append(series, s)
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, err
+		}
+	}
+	return series, nil
 }
 
 // GRPC queries the adapter's gRPC ProviderService.
 type GRPC struct {
 	client metricpb.ProviderServiceClient
+	closer interface{ Close() error } // the connection DialGRPC opened
 }
 
 var _ Interface = (*GRPC)(nil)
 
 // NewGRPC returns a client over conn (from grpc.NewClient with the transport credentials the
-// port needs).
+// port needs, and a token: DialGRPC sets both up).
 func NewGRPC(conn grpc.ClientConnInterface) *GRPC {
 	return &GRPC{client: metricpb.NewProviderServiceClient(conn)}
 }

@@ -2,8 +2,10 @@ package grpcapi_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -35,9 +37,15 @@ func (f *fakeQuerier) Latest(_ context.Context, q v1alpha1.Query) ([]v1alpha1.Se
 	return f.series, f.err
 }
 
+// Range answers a copy, as the engine answers fresh series (the service releases them).
 func (f *fakeQuerier) Range(_ context.Context, q v1alpha1.Query, r v1alpha1.Range) ([]v1alpha1.Series, error) {
 	f.got, f.gotR = q, &r
-	return f.series, f.err
+	out := make([]v1alpha1.Series, len(f.series))
+	for i, s := range f.series {
+		out[i] = s
+		out[i].Points = slices.Clone(s.Points)
+	}
+	return out, f.err
 }
 
 func serve(t *testing.T, q *fakeQuerier) *grpc.ClientConn {
@@ -106,6 +114,8 @@ func TestErrorCodes(t *testing.T) {
 		{apierrors.NewNotFound(schema.GroupResource{Resource: "metrics"}, "x"), codes.NotFound},
 		{apierrors.NewServiceUnavailable("prometheus down"), codes.Unavailable},
 		{apierrors.NewInternalError(context.DeadlineExceeded), codes.Internal},
+		{apierrors.NewForbidden(schema.GroupResource{Resource: "objects"}, "x", errors.New("no")), codes.PermissionDenied},
+		{apierrors.NewTooManyRequests("4 history queries were running", 1), codes.ResourceExhausted},
 	}
 	for _, tc := range tests {
 		conn := serve(t, &fakeQuerier{err: tc.err})

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -95,6 +96,14 @@ type handler struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The API server's filter chain recovers panics too (genericfilters.WithPanicRecovery); here
+	// a panic becomes a Status the client can read, naming the request.
+	defer func() {
+		if p := recover(); p != nil {
+			klog.ErrorS(fmt.Errorf("%v", p), "Recovered a panic in a history API handler", "path", r.URL.Path, "stack", string(debug.Stack()))
+			writeError(w, apierrors.NewInternalError(fmt.Errorf("internal error serving %s", r.URL.Path)))
+		}
+	}()
 	began := time.Now()
 	info, ok := request.RequestInfoFrom(r.Context())
 	if !ok || !info.IsResourceRequest {
@@ -130,10 +139,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	klog.V(4).InfoS("History query", "kind", q.Kind, "namespace", q.Namespace, "name", q.Name, "range", rng != nil, "series", len(series), "took", time.Since(began))
-	writeJSON(w, http.StatusOK, &v1alpha1.SeriesList{
-		TypeMeta: metav1.TypeMeta{Kind: v1alpha1.SeriesListKind, APIVersion: v1alpha1.SchemeGroupVersion.String()},
-		Series:   series,
-	})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if err := WriteSeriesList(w, series); err != nil {
+		klog.V(2).InfoS("Writing a history API answer failed", "err", err)
+	}
 }
 
 func writeJSONHandler(v any) http.Handler {

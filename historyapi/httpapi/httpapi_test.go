@@ -103,3 +103,20 @@ func TestDiscoveryDocuments(t *testing.T) {
 		t.Errorf("resource list: %s", w.Body)
 	}
 }
+
+type panicQuerier struct{ fakeQuerier }
+
+func (*panicQuerier) Latest(context.Context, v1alpha1.Query) ([]v1alpha1.Series, error) {
+	panic("boom")
+}
+
+// TestHandlerPanicIsA500: a panicking querier answers a 500 Status, and the handler serves on.
+func TestHandlerPanicIsA500(t *testing.T) {
+	w := serve(t, &panicQuerier{}, "GET", base+"/namespaces/prod/workloadresources/web?kind=Deployment.apps&resource=cpu")
+	if w.Code != 500 || !strings.Contains(w.Body.String(), `"kind":"Status"`) {
+		t.Fatalf("%d %s, want a 500 Status", w.Code, w.Body)
+	}
+	if w := serve(t, &fakeQuerier{}, "GET", base+"/namespaces/prod/workloadresources/web?kind=Deployment.apps&resource=cpu"); w.Code != 200 {
+		t.Fatalf("after a panic: %d %s", w.Code, w.Body)
+	}
+}

@@ -15,6 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
+	"k8s.io/apiserver/pkg/endpoints/request"
 
 	"github.com/kapacitystack/kapacity/adapter/discovery"
 	"github.com/kapacitystack/kapacity/adapter/naming"
@@ -42,6 +45,10 @@ rules:
 - seriesQuery: 'node_load1{node!=""}'
   resources: {overrides: {node: {resource: node}}}
   metricsQuery: 'max(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)'
+externalRules:
+- seriesQuery: 'queue_depth{namespace!=""}'
+  resources: {overrides: {namespace: {resource: namespace}}, namespaced: false}
+  metricsQuery: 'sum(<<.Series>>{<<.LabelMatchers>>})'
 workloadPodNamePatterns:
 - {group: example.com, kind: Rollout, pattern: '^%s-[a-z0-9]+$'}
 `))
@@ -49,6 +56,7 @@ workloadPodNamePatterns:
 		t.Fatal(err)
 	}
 	cfg.Rules = extra.Rules
+	cfg.ExternalRules = append(cfg.ExternalRules, extra.ExternalRules...)
 	cfg.WorkloadPodNamePatterns = append(cfg.WorkloadPodNamePatterns, extra.WorkloadPodNamePatterns...)
 	return cfg
 }
@@ -95,28 +103,28 @@ func (f *fakeLister) ListNames(_ context.Context, gvr schema.GroupVersionResourc
 }
 
 // fakeQuerier answers range queries with one series whose points lie on the asked grid, value =
-// Unix seconds of the point; fail makes chosen calls fail.
+// Unix seconds of the point (seriesPerAnswer series, when set); fail makes chosen calls fail.
 type fakeQuerier struct {
-	mu         sync.Mutex
-	queries    []string
-	ranges     []promclient.Range
-	inFlight   atomic.Int32
-	maxFlight  atomic.Int32
-	fail       func(r promclient.Range) error
-	instantVal model.Value
+	mu              sync.Mutex
+	queries         []string
+	ranges          []promclient.Range
+	inFlight        atomic.Int32
+	maxFlight       atomic.Int32
+	fail            func(r promclient.Range) error
+	seriesPerAnswer int
+	streamed        atomic.Int64  // series handed to sinks
+	block           chan struct{} // when set, range queries wait for it to close
 }
 
-func (f *fakeQuerier) Query(_ context.Context, query string, at time.Time) (model.Value, error) {
+func (f *fakeQuerier) QueryInstant(_ context.Context, query string, at time.Time, sink promclient.Sink) error {
 	f.mu.Lock()
 	f.queries = append(f.queries, query)
 	f.mu.Unlock()
-	if f.instantVal != nil {
-		return f.instantVal, nil
-	}
-	return model.Vector{{Metric: model.Metric{"namespace": "prod"}, Value: 1.5, Timestamp: model.TimeFromUnixNano(at.UnixNano())}}, nil
+	f.streamed.Add(1)
+	return sink.Series(model.Metric{"namespace": "prod"}, []model.SamplePair{{Value: 1.5, Timestamp: model.TimeFromUnixNano(at.UnixNano())}})
 }
 
-func (f *fakeQuerier) QueryRange(_ context.Context, query string, r promclient.Range) (model.Matrix, error) {
+func (f *fakeQuerier) QueryRange(_ context.Context, query string, r promclient.Range, sink promclient.Sink) error {
 	n := f.inFlight.Add(1)
 	defer f.inFlight.Add(-1)
 	for {
@@ -126,24 +134,33 @@ func (f *fakeQuerier) QueryRange(_ context.Context, query string, r promclient.R
 		}
 	}
 	time.Sleep(2 * time.Millisecond) // let concurrent calls overlap
+	if f.block != nil {
+		<-f.block
+	}
 	f.mu.Lock()
 	f.queries = append(f.queries, query)
 	f.ranges = append(f.ranges, r)
 	f.mu.Unlock()
 	if f.fail != nil {
 		if err := f.fail(r); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	stream := &model.SampleStream{Metric: model.Metric{"namespace": "prod"}}
-	for t := r.Start; !t.After(r.End); t = t.Add(r.Step) {
-		stream.Values = append(stream.Values, model.SamplePair{Timestamp: model.TimeFromUnixNano(t.UnixNano()), Value: model.SampleValue(t.Unix())})
+	for s := range max(f.seriesPerAnswer, 1) {
+		var values []model.SamplePair
+		for t := r.Start; !t.After(r.End); t = t.Add(r.Step) {
+			values = append(values, model.SamplePair{Timestamp: model.TimeFromUnixNano(t.UnixNano()), Value: model.SampleValue(t.Unix())})
+		}
+		metric := model.Metric{"namespace": "prod"}
+		if f.seriesPerAnswer > 0 {
+			metric["pod"] = model.LabelValue(fmt.Sprintf("web-%d", s))
+		}
+		f.streamed.Add(1)
+		if err := sink.Series(metric, values); err != nil {
+			return err
+		}
 	}
-	return model.Matrix{stream}, nil
-}
-
-func (f *fakeQuerier) Series(context.Context, string, time.Time, time.Time, promclient.SeriesVisitor) error {
-	return errors.New("not used")
+	return nil
 }
 
 type fixture struct {
@@ -164,6 +181,7 @@ func newFixture(t *testing.T, opts Options) *fixture {
 		`http_requests_total{namespace!="",service!=""}`: {{Name: "http_requests_total", LabelNames: []string{"namespace", "service", "code"}}},
 		`node_load1{node!=""}`:                           {{Name: "node_load1", LabelNames: []string{"node"}}},
 		`{__name__="kube_pod_status_ready"}`:             {{Name: "kube_pod_status_ready", LabelNames: []string{"namespace", "pod", "condition"}}},
+		`queue_depth{namespace!=""}`:                     {{Name: "queue_depth", LabelNames: []string{"namespace", "pod", "queue"}}},
 	}
 	f := &fixture{
 		querier: &fakeQuerier{},
@@ -175,8 +193,16 @@ func newFixture(t *testing.T, opts Options) *fixture {
 		}},
 	}
 	opts.Now = func() time.Time { return time.Unix(1_700_000_000, 0) }
+	if opts.Authorizer == nil {
+		opts.Authorizer = authorizerfactory.NewAlwaysAllowAuthorizer()
+	}
 	f.engine = New(func() *ruleset.RuleSet { return rs }, f.registry, f.querier, testMapper(), f.lister, nil, opts)
 	return f
+}
+
+// adminCtx is a request context of a caller the fixture's default authorizer allows everything.
+func adminCtx() context.Context {
+	return request.WithUser(context.Background(), &user.DefaultInfo{Name: "admin"})
 }
 
 var (
@@ -216,32 +242,32 @@ func TestPlanRendersReferenceQueries(t *testing.T) {
 		{
 			name:       "workload resource",
 			q:          v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"},
-			want:       []string{`sum by (namespace) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",pod=~"^web-[a-z0-9]+-[a-z0-9]+$",namespace="prod"}[3m]))`},
+			want:       []string{`sum by (namespace) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",pod=~"^web-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",namespace="prod"}[3m]))`},
 			wantWindow: true,
 		},
 		{
 			name:       "workload resource ready pods only",
 			q:          v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "memory", ReadyPodsOnly: true},
-			want:       []string{`sum by (namespace) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (container_memory_working_set_bytes{container!="",container!="POD",pod=~"^web-[a-z0-9]+-[a-z0-9]+$",namespace="prod"}))`},
+			want:       []string{`sum by (namespace) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (container_memory_working_set_bytes{container!="",container!="POD",pod=~"^web-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",namespace="prod"}))`},
 			wantWindow: true,
 		},
 		{
 			// Conformance case 31.
 			name:       "workload container resource",
 			q:          v1alpha1.Query{Kind: v1alpha1.WorkloadContainerResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu", Container: "app"},
-			want:       []string{`sum by (namespace) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",container="app",pod=~"^web-[a-z0-9]+-[a-z0-9]+$",namespace="prod"}[3m]))`},
+			want:       []string{`sum by (namespace) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",container="app",pod=~"^web-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",namespace="prod"}[3m]))`},
 			wantWindow: true,
 		},
 		{
 			name:       "workload container resource ready pods only, statefulset",
 			q:          v1alpha1.Query{Kind: v1alpha1.WorkloadContainerResource, Workload: schema.GroupKind{Group: "apps", Kind: "StatefulSet"}, Namespace: "prod", Name: "db", Resource: "cpu", Container: "app", ReadyPodsOnly: true},
-			want:       []string{`sum by (namespace) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",container="app",pod=~"^db-[0-9]+$",namespace="prod"}[3m])))`},
+			want:       []string{`sum by (namespace) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",container="app",pod=~"^db-(0|[1-9][0-9]*)$",namespace="prod"}[3m])))`},
 			wantWindow: true,
 		},
 		{
 			name:       "workload resource, replicaset",
 			q:          v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: schema.GroupKind{Group: "apps", Kind: "ReplicaSet"}, Namespace: "prod", Name: "web-5d8f7c9b6", Resource: "memory"},
-			want:       []string{`sum by (namespace) (container_memory_working_set_bytes{container!="",container!="POD",pod=~"^web-5d8f7c9b6-[a-z0-9]+$",namespace="prod"})`},
+			want:       []string{`sum by (namespace) (container_memory_working_set_bytes{container!="",container!="POD",pod=~"^web-5d8f7c9b6-[bcdfghjklmnpqrstvwxz2456789]{5}$",namespace="prod"})`},
 			wantWindow: true,
 		},
 		{
@@ -280,7 +306,7 @@ func TestPlanRendersReferenceQueries(t *testing.T) {
 			// The reference's WorkloadExternal example.
 			name: "workload external",
 			q:    v1alpha1.Query{Kind: v1alpha1.WorkloadExternal, Workload: deployment, Namespace: "prod", Name: "web", Metric: "ready_pods_count"},
-			want: []string{`sum(kube_pod_status_ready{condition="true",pod=~"^web-[a-z0-9]+-[a-z0-9]+$",namespace="prod"})`},
+			want: []string{`sum(kube_pod_status_ready{condition="true",pod=~"^web-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$",namespace="prod"})`},
 		},
 		{
 			// Untrusted names are quoted, never spliced into PromQL.
@@ -293,7 +319,7 @@ func TestPlanRendersReferenceQueries(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, Options{})
-			plan, err := f.engine.Plan(context.Background(), tc.q)
+			plan, err := f.engine.Plan(adminCtx(), tc.q)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -337,8 +363,16 @@ func TestBadRequests(t *testing.T) {
 			want: "range of 744h0m0s is longer than the limit of 720h0m0s"},
 		{name: "too many points", q: workload, r: &v1alpha1.Range{Start: start, End: start.Add(24 * time.Hour), Step: time.Second}, opts: Options{MaxPoints: 10_000},
 			want: "has 86401 points per series, more than the limit of 10000"},
-		{name: "tiny step does not overflow", q: workload, r: &v1alpha1.Range{Start: start, End: start.Add(24 * 365 * time.Hour), Step: time.Nanosecond},
+		{name: "tiny step does not overflow", q: workload, r: &v1alpha1.Range{Start: start, End: start.Add(250 * 365 * 24 * time.Hour), Step: time.Millisecond},
 			want: "more than the limit of 200000"},
+		{name: "step shorter than Prometheus' millisecond", q: workload, r: &v1alpha1.Range{Start: start, End: start.Add(time.Second), Step: time.Microsecond},
+			want: "step of 1µs is shorter than 1ms"},
+		{name: "absurd step", q: workload, r: &v1alpha1.Range{Start: start, End: start, Step: 1000 * 24 * time.Hour},
+			want: "step of 24000h0m0s is longer than the limit of 744h0m0s"},
+		{name: "range longer than a duration holds", q: workload, r: &v1alpha1.Range{Start: time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC), End: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), Step: 31 * 24 * time.Hour},
+			want: "longer than 292 years"},
+		{name: "time beyond year 9999", q: workload, r: &v1alpha1.Range{Start: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Step: time.Minute},
+			want: "outside the years 0001 to 9999"},
 		{name: "container missing", q: v1alpha1.Query{Kind: v1alpha1.WorkloadContainerResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"},
 			want: "need a container name"},
 		{name: "pod query without namespace", q: v1alpha1.Query{Kind: v1alpha1.PodResource, Name: "p", Resource: "cpu"},
@@ -362,9 +396,9 @@ func TestBadRequests(t *testing.T) {
 			f := newFixture(t, tc.opts)
 			var err error
 			if tc.r != nil {
-				_, err = f.engine.Range(context.Background(), tc.q, *tc.r)
+				_, err = f.engine.Range(adminCtx(), tc.q, *tc.r)
 			} else {
-				_, err = f.engine.Latest(context.Background(), tc.q)
+				_, err = f.engine.Latest(adminCtx(), tc.q)
 			}
 			if err == nil {
 				t.Fatal("no error")
@@ -385,19 +419,19 @@ func TestBadRequests(t *testing.T) {
 func TestNoRegistryYetIsUnavailable(t *testing.T) {
 	f := newFixture(t, Options{})
 	f.registry.reg = nil
-	_, err := f.engine.Latest(context.Background(), v1alpha1.Query{Kind: v1alpha1.External, Metric: "ready_pods_count"})
+	_, err := f.engine.Latest(adminCtx(), v1alpha1.Query{Kind: v1alpha1.External, Metric: "ready_pods_count"})
 	if !apierrors.IsServiceUnavailable(err) {
 		t.Errorf("error = %v, want 503", err)
 	}
 	// Resource queries need no discovery.
-	if _, err := f.engine.Latest(context.Background(), v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"}); err != nil {
+	if _, err := f.engine.Latest(adminCtx(), v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"}); err != nil {
 		t.Errorf("workload query before discovery: %v", err)
 	}
 }
 
 func TestLatest(t *testing.T) {
 	f := newFixture(t, Options{})
-	got, err := f.engine.Latest(context.Background(), v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"})
+	got, err := f.engine.Latest(adminCtx(), v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,6 +455,9 @@ func TestShards(t *testing.T) {
 		{"7 days at 1m in days", v1alpha1.Range{Start: t0, End: t0.Add(7 * 24 * time.Hour), Step: time.Minute}, 1440,
 			[]string{"0-1439", "1440-2879", "2880-4319", "4320-5759", "5760-7199", "7200-8639", "8640-10079", "10080-10080"}},
 		{"end off the grid", v1alpha1.Range{Start: t0, End: t0.Add(250 * time.Second), Step: time.Minute}, 3, []string{"0-2", "3-4"}},
+		{"step past the span overflow", v1alpha1.Range{Start: t0, End: t0.Add(100 * 24 * time.Hour), Step: 10 * 24 * time.Hour}, 11000, []string{"0-10"}},
+		{"invalid: no step", v1alpha1.Range{Start: t0, End: t0.Add(time.Hour)}, 11000, nil},
+		{"invalid: end before start", v1alpha1.Range{Start: t0, End: t0.Add(-time.Hour), Step: time.Minute}, 11000, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -447,7 +484,7 @@ func TestRangeShardsConcurrentlyAndMerges(t *testing.T) {
 	f := newFixture(t, Options{ShardPoints: 100, Concurrency: 3})
 	start := time.Unix(1_700_000_000, 0)
 	r := v1alpha1.Range{Start: start, End: start.Add(999 * time.Minute), Step: time.Minute} // 1000 points, 10 shards
-	got, err := f.engine.Range(context.Background(), v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"}, r)
+	got, err := f.engine.Range(adminCtx(), v1alpha1.Query{Kind: v1alpha1.WorkloadResource, Workload: deployment, Namespace: "prod", Name: "web", Resource: "cpu"}, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +528,7 @@ func TestRangeFailsWhenAShardFails(t *testing.T) {
 				}
 				return nil
 			}
-			got, err := f.engine.Range(context.Background(), q, r)
+			got, err := f.engine.Range(adminCtx(), q, r)
 			if err == nil {
 				t.Fatalf("no error; got %d series", len(got))
 			}

@@ -159,17 +159,20 @@ type Point struct {
 type Value float64
 
 // MarshalJSON implements json.Marshaler.
-func (v Value) MarshalJSON() ([]byte, error) {
+func (v Value) MarshalJSON() ([]byte, error) { return v.AppendJSON(nil), nil }
+
+// AppendJSON appends v's JSON to dst, as MarshalJSON writes it.
+func (v Value) AppendJSON(dst []byte) []byte {
 	f := float64(v)
 	switch {
 	case math.IsNaN(f):
-		return []byte(`"NaN"`), nil
+		return append(dst, `"NaN"`...)
 	case math.IsInf(f, 1):
-		return []byte(`"+Inf"`), nil
+		return append(dst, `"+Inf"`...)
 	case math.IsInf(f, -1):
-		return []byte(`"-Inf"`), nil
+		return append(dst, `"-Inf"`...)
 	}
-	return strconv.AppendFloat(nil, f, 'g', -1, 64), nil
+	return strconv.AppendFloat(dst, f, 'g', -1, 64)
 }
 
 // UnmarshalJSON implements json.Unmarshaler.
@@ -319,9 +322,21 @@ func ParseRequest(namespace, resource, name string, params url.Values, now time.
 	return q, r, nil
 }
 
-// ParseTime reads RFC 3339 or Unix seconds (with a fraction), as Prometheus' API does.
+// Times and durations a request may give. Times are limited to the years RFC 3339 can write
+// (0001–9999), so every parsed time round-trips and differences of times stay meaningful.
+var (
+	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC)
+)
+
+// ParseTime reads RFC 3339 or Unix seconds (with a fraction), as Prometheus' API does. Times
+// outside the years 0001–9999, NaN and infinities are errors.
 func ParseTime(s string) (time.Time, error) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		// Compared as floats first: converting an out-of-range float to int64 is undefined.
+		if math.IsNaN(f) || f < float64(minTime.Unix()) || f >= float64(maxTime.Unix()+1) {
+			return time.Time{}, fmt.Errorf("%q is not a Unix time between years 0001 and 9999", s)
+		}
 		sec, frac := math.Modf(f)
 		return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), nil
 	}
@@ -332,9 +347,19 @@ func ParseTime(s string) (time.Time, error) {
 	return t, nil
 }
 
-// ParseDuration reads a Go duration ("1m", "30s") or seconds ("60", "0.5").
+// ValidTime reports whether t lies in the years ParseTime accepts.
+func ValidTime(t time.Time) bool { return !t.Before(minTime) && !t.After(maxTime) }
+
+// maxDurationSeconds is the longest duration, in whole seconds, a time.Duration holds.
+const maxDurationSeconds = math.MaxInt64 / int64(time.Second)
+
+// ParseDuration reads a Go duration ("1m", "30s") or seconds ("60", "0.5"). Durations a
+// time.Duration cannot hold (about 292 years), NaN and infinities are errors.
 func ParseDuration(s string) (time.Duration, error) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(f) || math.Abs(f) > float64(maxDurationSeconds) {
+			return 0, fmt.Errorf("%q seconds is not a duration of at most %d seconds", s, maxDurationSeconds)
+		}
 		return time.Duration(f * float64(time.Second)), nil
 	}
 	d, err := time.ParseDuration(strings.TrimSpace(s))

@@ -95,6 +95,28 @@ func TestParseTimeAndDuration(t *testing.T) {
 	}
 }
 
+// TestParseRejectsUnrepresentable: values that would overflow a time or a duration, or are not
+// numbers at all, are errors naming the problem, never a wrapped-around value.
+func TestParseRejectsUnrepresentable(t *testing.T) {
+	for _, in := range []string{"NaN", "Inf", "-Inf", "+Inf", "1e300", "-1e300", "253402300800", "9223372036854775807"} {
+		if got, err := ParseTime(in); err == nil {
+			t.Errorf("ParseTime(%q) = %v, want an error", in, got)
+		}
+	}
+	for _, in := range []string{"NaN", "Inf", "-Inf", "1e300", "9223372037", "-9223372037"} {
+		if got, err := ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) = %v, want an error", in, got)
+		}
+	}
+	// The bounds themselves are fine.
+	if _, err := ParseTime("253402300799"); err != nil {
+		t.Errorf("the last second of year 9999: %v", err)
+	}
+	if _, err := ParseDuration("9223372036"); err != nil {
+		t.Errorf("the longest duration in seconds: %v", err)
+	}
+}
+
 func TestValueJSON(t *testing.T) {
 	in := []Point{{1, 1.5}, {2, Value(math.NaN())}, {3, Value(math.Inf(1))}, {4, Value(math.Inf(-1))}, {5, 3e9}}
 	data, err := json.Marshal(in)

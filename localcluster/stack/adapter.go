@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
@@ -20,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	adapterserver "github.com/kapacitystack/kapacity/adapter/server"
+	historyv1alpha1 "github.com/kapacitystack/kapacity/historyapi/v1alpha1"
 	"github.com/kapacitystack/kapacity/localcluster"
 	"github.com/kapacitystack/kapacity/localcluster/sim"
 )
@@ -93,10 +96,11 @@ resourceRules:
         pod: {resource: pod}
     containerLabel: container
   window: 20s
+# Kapacity's default patterns (deploy/config/kapacity-default.yaml says why these classes).
 workloadPodNamePatterns:
-- {group: apps, kind: ReplicaSet, pattern: '^%s-[a-z0-9]+$'}
-- {group: apps, kind: Deployment, pattern: '^%s-[a-z0-9]+-[a-z0-9]+$'}
-- {group: apps, kind: StatefulSet, pattern: '^%s-[0-9]+$'}
+- {group: apps, kind: ReplicaSet, pattern: '^%s-[bcdfghjklmnpqrstvwxz2456789]{5}$'}
+- {group: apps, kind: Deployment, pattern: '^%s-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$'}
+- {group: apps, kind: StatefulSet, pattern: '^%s-(0|[1-9][0-9]*)$'}
 `
 
 // Adapter is a running adapter with the simulator feeding it.
@@ -110,6 +114,9 @@ type Adapter struct {
 	Port int
 	// GRPCAddr is host:port of the adapter's gRPC ProviderService (plaintext, on loopback).
 	GRPCAddr string
+	// GRPCTokenFile holds a token the gRPC service accepts: ServiceAccount HistoryReader of
+	// Namespace, which may read every namespace's history (kapacity-history-reader, cluster-wide).
+	GRPCTokenFile string
 
 	cancel  context.CancelFunc
 	started bool          // the adapter goroutine runs
@@ -158,6 +165,10 @@ func StartAdapter(ctx context.Context, bed *localcluster.Cluster, config string)
 		return nil, err
 	}
 	a.GRPCAddr = fmt.Sprintf("127.0.0.1:%d", grpcPort)
+	// Registered first: the adapter publishes its CA in the APIServices when it starts.
+	if err := registerAPIServices(ctx, bed, a.Port); err != nil {
+		return nil, err
+	}
 	cmd := adapterserver.NewCommand()
 	cmd.SetArgs([]string{
 		"--bind-address=127.0.0.1",
@@ -172,13 +183,19 @@ func StartAdapter(ctx context.Context, bed *localcluster.Cluster, config string)
 		"--config-reload-interval=1s",
 		fmt.Sprintf("--grpc-port=%d", grpcPort),
 		"--grpc-bind-address=127.0.0.1",
+		// As deploy/ runs it: a CA in a Secret, published as the APIServices' caBundle, which
+		// kube-apiserver verifies for <service>.<namespace>.svc.
+		"--serving-cert-mode=self-signed",
+		"--serving-cert-secret-namespace=" + Namespace,
+		"--serving-cert-secret-name=kapacity-adapter-cert",
+		"--serving-cert-dns-names=kapacity-adapter." + Namespace + ".svc",
 	})
 	a.started = true
 	go func() {
 		a.exitErr = cmd.ExecuteContext(runCtx)
 		close(a.done)
 	}()
-	if err := registerAPIServices(ctx, bed, a.Port); err != nil {
+	if a.GRPCTokenFile, err = historyReaderToken(ctx, bed, a.dir); err != nil {
 		return nil, err
 	}
 	if err := a.waitAvailable(ctx, bed); err != nil {
@@ -219,7 +236,7 @@ func (a *Adapter) Err() error {
 }
 
 // registerAPIServices makes kube-apiserver route the metrics APIs to the adapter on loopback,
-// through an ExternalName Service.
+// through an ExternalName Service, verifying the adapter with the CA bundle it publishes.
 func registerAPIServices(ctx context.Context, bed *localcluster.Cluster, port int) error {
 	_, err := bed.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
@@ -243,12 +260,12 @@ func registerAPIServices(ctx context.Context, bed *localcluster.Cluster, port in
 		_, err := apiServices.ApiregistrationV1().APIServices().Create(ctx, &apiregistrationv1.APIService{
 			ObjectMeta: metav1.ObjectMeta{Name: gv.version + "." + gv.group},
 			Spec: apiregistrationv1.APIServiceSpec{
-				Service:               &apiregistrationv1.ServiceReference{Namespace: Namespace, Name: "kapacity-adapter", Port: ptr.To(int32(port))},
-				Group:                 gv.group,
-				Version:               gv.version,
-				InsecureSkipTLSVerify: true,
-				GroupPriorityMinimum:  100,
-				VersionPriority:       100,
+				Service: &apiregistrationv1.ServiceReference{Namespace: Namespace, Name: "kapacity-adapter", Port: ptr.To(int32(port))},
+				Group:   gv.group,
+				Version: gv.version,
+				// No caBundle yet and no insecureSkipTLSVerify: the adapter publishes its CA.
+				GroupPriorityMinimum: 100,
+				VersionPriority:      100,
 			},
 		}, metav1.CreateOptions{})
 		if err != nil {
@@ -256,6 +273,42 @@ func registerAPIServices(ctx context.Context, bed *localcluster.Cluster, port in
 		}
 	}
 	return nil
+}
+
+// HistoryReader is the ServiceAccount, in Namespace, whose token Adapter.GRPCTokenFile holds.
+const HistoryReader = "history-reader"
+
+// historyReaderToken creates HistoryReader with cluster-wide read access to the history API and
+// writes a token of it (TokenRequest, valid for a day) into dir.
+func historyReaderToken(ctx context.Context, bed *localcluster.Cluster, dir string) (string, error) {
+	_, err := bed.Client.CoreV1().ServiceAccounts(Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: HistoryReader}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("creating ServiceAccount %s: %w", HistoryReader, err)
+	}
+	role := "kapacity-test:" + HistoryReader
+	_, err = bed.Client.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: role},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{historyv1alpha1.GroupName}, Resources: []string{"*"}, Verbs: []string{"get", "list"}}},
+	}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("creating ClusterRole %s: %w", role, err)
+	}
+	_, err = bed.Client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: HistoryReader, Namespace: Namespace}},
+	}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("binding ClusterRole %s: %w", role, err)
+	}
+	token, err := bed.Client.CoreV1().ServiceAccounts(Namespace).CreateToken(ctx, HistoryReader, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](24 * 3600)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("requesting a token of %s: %w", HistoryReader, err)
+	}
+	path := filepath.Join(dir, "grpc-token")
+	return path, os.WriteFile(path, []byte(token.Status.Token), 0o600)
 }
 
 var metricsAPIs = []struct{ group, version string }{

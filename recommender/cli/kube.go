@@ -5,8 +5,6 @@ import (
 	"os"
 
 	"github.com/spf13/pflag"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -19,6 +17,8 @@ type KubeOptions struct {
 	// MetricsServerAddr, when set, is the adapter's gRPC ProviderService (the reference's
 	// METRICS_SERVER_ADDR); otherwise history is read over HTTP through kube-apiserver.
 	MetricsServerAddr string
+	// MetricsServerTokenFile and MetricsServerCAFile authenticate to it and verify it.
+	MetricsServerTokenFile, MetricsServerCAFile string
 }
 
 // AddFlags registers --kubeconfig and --metrics-server-addr.
@@ -26,6 +26,10 @@ func (k *KubeOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&k.Kubeconfig, "kubeconfig", "", "kubeconfig path (default: in-cluster, then $KUBECONFIG and ~/.kube/config)")
 	f.StringVar(&k.MetricsServerAddr, "metrics-server-addr", os.Getenv("METRICS_SERVER_ADDR"),
 		"host:port of the adapter's gRPC metric service (default $METRICS_SERVER_ADDR; empty: the history API through kube-apiserver)")
+	f.StringVar(&k.MetricsServerTokenFile, "metrics-server-token-file", historyclient.DefaultTokenFile,
+		"Kubernetes token sent to the gRPC metric service, re-read for every call (default: the pod's ServiceAccount token)")
+	f.StringVar(&k.MetricsServerCAFile, "metrics-server-ca-file", "",
+		"CA certificates (PEM) trusted for the gRPC metric service (default: the system's; a loopback address without it is plaintext)")
 }
 
 // RestConfig loads the client config: --kubeconfig, else in-cluster, else the default loading rules.
@@ -43,15 +47,16 @@ func (k *KubeOptions) RestConfig() (*rest.Config, error) {
 	return c, nil
 }
 
-// HistorySource connects the history API client: gRPC (plaintext, as the reference) with
-// --metrics-server-addr, else HTTP through kube-apiserver.
+// HistorySource connects the history API client: gRPC with --metrics-server-addr (TLS, or
+// plaintext on loopback, with the token of --metrics-server-token-file), else HTTP through
+// kube-apiserver.
 func (k *KubeOptions) HistorySource() (HistorySource, error) {
 	if k.MetricsServerAddr != "" {
-		conn, err := grpc.NewClient(k.MetricsServerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		c, err := historyclient.DialGRPC(historyclient.GRPCOptions{Address: k.MetricsServerAddr, TokenFile: k.MetricsServerTokenFile, CAFile: k.MetricsServerCAFile})
 		if err != nil {
 			return nil, fmt.Errorf("--metrics-server-addr %q: %w", k.MetricsServerAddr, err)
 		}
-		return historyclient.NewGRPC(conn), nil
+		return c, nil
 	}
 	c, err := k.RestConfig()
 	if err != nil {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,8 +18,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
+	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"k8s.io/utils/ptr"
 
+	"github.com/kapacitystack/kapacity/adapter/servingcert"
 	"github.com/kapacitystack/kapacity/localcluster/stack"
 	"github.com/kapacitystack/kapacity/test/poll"
 )
@@ -280,4 +284,37 @@ func TestAdapterExposesOwnMetrics(t *testing.T) {
 		}
 		return fmt.Sprintf("%s; missing %q", resp.Status, missing), resp.StatusCode == http.StatusOK && len(missing) == 0, nil
 	})
+}
+
+// TestAdapterAPIServicesVerifyTheAdapter: no APIService of the adapter skips TLS verification;
+// each carries the CA the adapter keeps in its Secret, and kube-apiserver, verifying the adapter's
+// certificate against it, reports every one Available.
+func TestAdapterAPIServicesVerifyTheAdapter(t *testing.T) {
+	useAdapter(t)
+	ctx := context.Background()
+	secret, err := bed.Client.CoreV1().Secrets(stack.Namespace).Get(ctx, "kapacity-adapter-cert", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the adapter's certificate Secret: %v", err)
+	}
+	apiServices, err := aggregator.NewForConfig(bed.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range servingcert.DefaultAPIServices {
+		svc, err := apiServices.ApiregistrationV1().APIServices().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if svc.Spec.InsecureSkipTLSVerify || len(svc.Spec.CABundle) == 0 || !bytes.Equal(svc.Spec.CABundle, secret.Data[servingcert.CABundleKey]) {
+			t.Errorf("%s: insecureSkipTLSVerify=%v, caBundle of %d bytes, want the Secret's bundle and verification", name,
+				svc.Spec.InsecureSkipTLSVerify, len(svc.Spec.CABundle))
+		}
+		available := false
+		for _, c := range svc.Status.Conditions {
+			available = available || (c.Type == apiregistrationv1.Available && c.Status == apiregistrationv1.ConditionTrue)
+		}
+		if !available {
+			t.Errorf("%s is not Available: %+v", name, svc.Status.Conditions)
+		}
+	}
 }

@@ -28,9 +28,9 @@ const (
 	historySteps = historyDays * 24 * 60 // minutes; samples are 0..historySteps
 )
 
-// Pods of Deployment "web" (0 and 1) and of Deployment "web-canary" (2), which web's pod-name
-// pattern must not match.
-var historyPods = []string{"web-5d8f7c9b6-aaaaa", "web-5d8f7c9b6-bbbbb", "web-canary-7f8c9d6b5-ccccc"}
+// Pods of Deployment "web" (0 and 1) and its neighbours, which web's pod-name pattern must not
+// match: Deployment "web-canary" (2), StatefulSet "web-api" (3) and CronJob "web" (4).
+var historyPods = []string{"web-5d8f7c9b6-x2k4p", "web-5d8f7c9b6-m8qzt", "web-canary-7f8c9d6b5-h6wjr", "web-api-0", "web-29512345-b7dzq"}
 
 // Synthetic values, integers so that sums are exact. i is the minute index from historyStart.
 func histMemory(pod int, container string, i int) float64 {

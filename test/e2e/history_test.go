@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -140,14 +138,21 @@ func historyHTTP(t *testing.T, cfg *rest.Config) *client.HTTP {
 	return c
 }
 
+// historyGRPC is a gRPC client of the adapter that authenticates as the bed's history reader
+// (cluster-wide read).
 func historyGRPC(t testing.TB, env *stack.Adapter) *client.GRPC {
 	t.Helper()
-	conn, err := grpc.NewClient(env.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return historyGRPCWithToken(t, env, env.GRPCTokenFile)
+}
+
+func historyGRPCWithToken(t testing.TB, env *stack.Adapter, tokenFile string) *client.GRPC {
+	t.Helper()
+	c, err := client.DialGRPC(client.GRPCOptions{Address: env.GRPCAddr, TokenFile: tokenFile})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return client.NewGRPC(conn)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 // waitDiscovered waits until discovery knows the history's object and external metrics.

@@ -196,7 +196,8 @@ func TestPredictiveScalesAheadOfRise(t *testing.T) {
 			t.Logf("in-process run: --tsf-model-path %s replaced by the trained model's directory", v)
 		}
 	}
-	args = append(args, "--hp-namespace="+hpaWL.ns, "--hp-name="+hpaWL.portrait, "--kubeconfig="+bed.Kubeconfig, "--metrics-server-addr="+env.GRPCAddr)
+	args = append(args, "--hp-namespace="+hpaWL.ns, "--hp-name="+hpaWL.portrait, "--kubeconfig="+bed.Kubeconfig, "--metrics-server-addr="+env.GRPCAddr,
+		"--metrics-server-token-file="+env.GRPCTokenFile)
 	out := runKapacity(ctx, t, cli.NewRecommendCommand(), args...)
 	t.Logf("kapacity recommend (in process) %s:\n%s", strings.Join(args, " "), out)
 
