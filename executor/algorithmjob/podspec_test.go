@@ -25,7 +25,7 @@ const podPath = "spec.algorithm.externalJob.job.cronJob.template.spec.jobTemplat
 // quickStartJob is the algorithm job of Kapacity's predictive quick-start sample, unchanged.
 func quickStartJob(t *testing.T) *v1alpha1.PortraitAlgorithmJob {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "apis", "autoscaling", "v1alpha1", "testdata", "dynamic-predictive-portrait-sample.yaml"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "examples", "quickstart", "dynamic-predictive-portrait-sample.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -203,7 +203,7 @@ func TestAdmissionAcceptsTheQuickStartSamples(t *testing.T) {
 	ctx := context.Background()
 	useManager(t)
 	ns := newNamespace(ctx, t)
-	samples, err := filepath.Glob(filepath.Join(repoRoot(t), "config", "apis", "autoscaling", "v1alpha1", "testdata", "*.yaml"))
+	samples, err := filepath.Glob(filepath.Join(repoRoot(t), "deploy", "examples", "quickstart", "*.yaml"))
 	if err != nil || len(samples) == 0 {
 		t.Fatalf("no samples: %v", err)
 	}

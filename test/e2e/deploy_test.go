@@ -78,7 +78,7 @@ func TestQuickStartSamplesAreAccepted(t *testing.T) {
 		out, err := kubectl(ctx, "wait", "--for=condition=Established", "--timeout=5s", "-f", filepath.Join(root, "deploy", "crds"))
 		return out, err == nil, nil
 	})
-	samples, err := filepath.Glob(filepath.Join(root, "config", "apis", "autoscaling", "v1alpha1", "testdata", "*.yaml"))
+	samples, err := filepath.Glob(filepath.Join(root, "deploy", "examples", "quickstart", "*.yaml"))
 	if err != nil || len(samples) == 0 {
 		t.Fatalf("no samples found: %v", err)
 	}

@@ -121,7 +121,7 @@ func createNginx(ctx context.Context, t *testing.T, ns string, replicas int32) {
 // loadSample reads a quick-start sample IHPA from the API's testdata.
 func loadSample(t *testing.T, name string) *v1alpha1.IntelligentHorizontalPodAutoscaler {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "config", "apis", "autoscaling", "v1alpha1", "testdata", name))
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "examples", "quickstart", name))
 	if err != nil {
 		t.Fatal(err)
 	}

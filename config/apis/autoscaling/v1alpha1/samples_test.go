@@ -14,15 +14,18 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// The samples in testdata/ are the Kapacity documentation's own (see testdata/README.md); users apply
+// quickStartDir holds Kapacity's quick-start samples, where users copy them from.
+var quickStartDir = filepath.Join("..", "..", "..", "..", "deploy", "examples", "quickstart")
+
+// The samples in deploy/examples/quickstart are the Kapacity documentation's own (see its README.md); users apply
 // them unchanged, so they must decode with unknown fields rejected and pass validation.
 func TestSeedSamplesDecodeStrictlyAndValidate(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join(quickStartDir, "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(files) != 5 {
-		t.Fatalf("want the 5 documentation samples in testdata, found %d: %v", len(files), files)
+		t.Fatalf("want the 5 documentation samples in deploy/examples/quickstart, found %d: %v", len(files), files)
 	}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
@@ -104,7 +107,7 @@ func TestSeedSamplesVerbatim(t *testing.T) {
 	}
 	seedLines := strings.Split(strings.ReplaceAll(string(raw), "\r\n", "\n"), "\n")
 
-	files, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join(quickStartDir, "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ import (
 
 const (
 	crdDir     = "../../../../deploy/crds"
-	samplesDir = "../../../../config/apis/autoscaling/v1alpha1/testdata"
+	samplesDir = "../../../../deploy/examples/quickstart"
 )
 
 // crd is one loaded CRD with what is needed to validate its objects.
