@@ -10,7 +10,7 @@ import (
 
 	"github.com/kapacitystack/kapacity/adapter/metricvalue"
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
-	"github.com/kapacitystack/kapacity/executor/portrait"
+	"github.com/kapacitystack/kapacity/config/portrait"
 )
 
 // PredictedReplicasMetric is the external metric serving the replicas HorizontalPortraits

@@ -9,8 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/config/portrait"
 	"github.com/kapacitystack/kapacity/executor/gray"
-	"github.com/kapacitystack/kapacity/executor/portrait"
 )
 
 // FuzzAdmittedSpecNeverFailsPlanning: an object that passes admission never makes the controller

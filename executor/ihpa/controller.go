@@ -36,9 +36,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/config/portrait"
 	"github.com/kapacitystack/kapacity/executor/gray"
 	"github.com/kapacitystack/kapacity/executor/hportrait"
-	"github.com/kapacitystack/kapacity/executor/portrait"
 	"github.com/kapacitystack/kapacity/executor/requeue"
 	"github.com/kapacitystack/kapacity/executor/workload"
 )

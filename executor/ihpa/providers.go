@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
-	"github.com/kapacitystack/kapacity/executor/portrait"
+	"github.com/kapacitystack/kapacity/config/portrait"
 )
 
 // ConditionProvidersHealthy tells whether every portrait provider could be evaluated (an addition

@@ -21,7 +21,7 @@ const (
 	// The walks of all the crons of an object share this budget (robfig/cron takes 5-15 µs per
 	// event), so that the validating webhook answers within a second however many crons there are;
 	// each cron gets an equal share, at most cronCheckMaxEvents. Overlaps beyond the span covered
-	// are settled at run time like a priority tie (see executor/portrait).
+	// are settled at run time like a priority tie (see config/portrait).
 	cronCheckTotalEvents = 32000
 	// At most this many overlaps are reported in full per group of competing crons.
 	maxOverlapErrors = 10
