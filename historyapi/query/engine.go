@@ -24,7 +24,6 @@ import (
 	"github.com/kapacitystack/kapacity/adapter/discovery"
 	"github.com/kapacitystack/kapacity/adapter/naming"
 	"github.com/kapacitystack/kapacity/adapter/promclient"
-	"github.com/kapacitystack/kapacity/adapter/provider"
 	"github.com/kapacitystack/kapacity/adapter/resourcequery"
 	"github.com/kapacitystack/kapacity/adapter/ruleset"
 	"github.com/kapacitystack/kapacity/historyapi/v1alpha1"
@@ -111,14 +110,33 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// Registry is the series discovery the engine plans object and external metric queries with (the
+// adapter's discovery loop).
+type Registry interface {
+	// Registry returns the current registry, nil before the first discovery.
+	Registry() *discovery.Registry
+	// TriggerOnDemand asks for a (rate-limited) discovery because an unknown metric was asked for.
+	TriggerOnDemand()
+}
+
+// ObjectLister lists the names of the objects of a resource that a label selector matches.
+type ObjectLister interface {
+	ListNames(ctx context.Context, gvr schema.GroupVersionResource, namespace string, selector labels.Selector) ([]string, error)
+}
+
+// Observer records the duration and outcome of each query (api "history", metric the query kind).
+type Observer interface {
+	Observe(api, metric string, began time.Time, err error)
+}
+
 // Engine answers history queries. It is safe for concurrent use.
 type Engine struct {
 	rules    func() *ruleset.RuleSet
-	registry provider.Registry
+	registry Registry
 	querier  promclient.Streamer
 	mapper   meta.RESTMapper
-	objects  provider.ObjectLister
-	metrics  *provider.Metrics
+	objects  ObjectLister
+	metrics  Observer
 	opts     Options
 	turns    chan struct{} // MaxConcurrent slots
 }
@@ -126,9 +144,12 @@ type Engine struct {
 // New returns an engine. rules gives the current rules (resource and workload queries, which need
 // no discovery); registry the discovered object and external metrics; objects lists pods and
 // objects asked for by label selector. metrics may be nil.
-func New(rules func() *ruleset.RuleSet, registry provider.Registry, querier promclient.Streamer, mapper meta.RESTMapper,
-	objects provider.ObjectLister, metrics *provider.Metrics, opts Options) *Engine {
+func New(rules func() *ruleset.RuleSet, registry Registry, querier promclient.Streamer, mapper meta.RESTMapper,
+	objects ObjectLister, metrics Observer, opts Options) *Engine {
 	opts.setDefaults()
+	if metrics == nil {
+		metrics = noObserver{}
+	}
 	return &Engine{rules: rules, registry: registry, querier: querier, mapper: mapper, objects: objects, metrics: metrics, opts: opts,
 		turns: make(chan struct{}, opts.MaxConcurrent)}
 }
@@ -518,3 +539,7 @@ func (e *Engine) fetchError(q v1alpha1.Query, err error) error {
 	}
 	return apierrors.NewServiceUnavailable(fmt.Sprintf("%s query failed: %v", q.Kind, err))
 }
+
+type noObserver struct{}
+
+func (noObserver) Observe(string, string, time.Time, error) {}
