@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/executor/podstate"
 )
 
 // Reasons of the ScalingLimited condition.
@@ -25,14 +26,6 @@ const (
 	ReasonTooFewReplicas     = "TooFewReplicas"
 	ReasonTooManyReplicas    = "TooManyReplicas"
 )
-
-// Counts are the numbers of pods per state that a ReplicaProfile is asked for.
-type Counts struct {
-	Online, Cutoff, Standby int32
-}
-
-// Total is the number of pods the workload needs to run.
-func (c Counts) Total() int32 { return c.Online + c.Cutoff + c.Standby }
 
 // Input is everything a plan depends on.
 type Input struct {
@@ -45,7 +38,7 @@ type Input struct {
 	Value *v1alpha1.HorizontalPortraitValue
 	// Profile is the spec counts of the existing ReplicaProfile, which is what is in effect, or nil
 	// when there is no ReplicaProfile.
-	Profile *Counts
+	Profile *podstate.Counts
 	// Now is the current time.
 	Now time.Time
 }
@@ -53,7 +46,7 @@ type Input struct {
 // Plan is what the controller should do.
 type Plan struct {
 	// Target is what the ReplicaProfile's spec should hold.
-	Target Counts
+	Target podstate.Counts
 	// Apply is false in Preview mode: the plan is computed, but the controller must not write a
 	// ReplicaProfile (Kapacity deletes an existing one).
 	Apply bool
@@ -126,7 +119,7 @@ func Compute(in Input) (Plan, error) {
 		}
 		next.Gray = nil
 		next.OnlineReplicas, next.CutoffReplicas, next.StandbyReplicas = 0, 0, 0
-		p.Target = Counts{Online: desired}
+		p.Target = podstate.Counts{Online: desired}
 		p.Reason = "preview: the plan is not applied"
 		return p, nil
 	}
@@ -160,7 +153,7 @@ func (p *Plan) step(in Input) {
 	next, desired, now := &p.Status, p.Desired, in.Now
 	direct := func(reason string) {
 		next.Gray = nil
-		p.Target = Counts{Online: desired}
+		p.Target = podstate.Counts{Online: desired}
 		p.Reason = reason
 	}
 	if next.PreviousPortraitValue == nil {
@@ -231,7 +224,7 @@ func (p *Plan) step(in Input) {
 		p.RequeueAfter = max(0, last.Add(wait).Sub(now))
 	}
 
-	var profile Counts
+	var profile podstate.Counts
 	if in.Profile != nil {
 		profile = *in.Profile
 	}

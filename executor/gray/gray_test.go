@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/executor/podstate"
 )
 
 var t0 = time.Date(2024, 5, 1, 12, 10, 0, 0, time.UTC)
@@ -37,7 +38,7 @@ type sim struct {
 	t       *testing.T
 	spec    *v1alpha1.IntelligentHorizontalPodAutoscalerSpec
 	status  v1alpha1.IntelligentHorizontalPodAutoscalerStatus
-	profile *Counts
+	profile *podstate.Counts
 }
 
 func (s *sim) run(at time.Duration, v *v1alpha1.HorizontalPortraitValue) Plan {
@@ -72,7 +73,7 @@ func val(replicas int32) *v1alpha1.HorizontalPortraitValue {
 type timelineStep struct {
 	at      time.Duration
 	value   int32
-	want    Counts
+	want    podstate.Counts
 	requeue time.Duration
 }
 
@@ -104,117 +105,117 @@ func TestReferenceTimelines(t *testing.T) {
 		name: "quick-start gray scale-down",
 		spec: newSpec(1, 10, v1alpha1.ScalingBehavior{}, grayDown(v1alpha1.PodStateCutoff, 30, 50, 60)),
 		steps: []timelineStep{
-			{-10 * time.Minute, 1, Counts{1, 0, 0}, 0},
-			{-9 * time.Minute, 5, Counts{5, 0, 0}, 0},
-			{0, 1, Counts{3, 2, 0}, 30 * s},
-			{1 * s, 1, Counts{3, 2, 0}, 29 * s},
-			{30 * s, 1, Counts{1, 4, 0}, 60 * s},
-			{60 * s, 1, Counts{1, 4, 0}, 30 * s},
-			{90 * s, 1, Counts{1, 0, 0}, 0},
-			{120 * s, 1, Counts{1, 0, 0}, 0},
+			{-10 * time.Minute, 1, counts(1, 0, 0), 0},
+			{-9 * time.Minute, 5, counts(5, 0, 0), 0},
+			{0, 1, counts(3, 2, 0), 30 * s},
+			{1 * s, 1, counts(3, 2, 0), 29 * s},
+			{30 * s, 1, counts(1, 4, 0), 60 * s},
+			{60 * s, 1, counts(1, 4, 0), 30 * s},
+			{90 * s, 1, counts(1, 0, 0), 0},
+			{120 * s, 1, counts(1, 0, 0), 0},
 		},
 	}, {
 		name: "scale down 20 → 10 in Cutoff at 50%",
 		spec: newSpec(0, 100, v1alpha1.ScalingBehavior{}, grayDown(v1alpha1.PodStateCutoff, 60, 50, 120)),
 		steps: []timelineStep{
-			{-time.Hour, 20, Counts{20, 0, 0}, 0},
-			{0, 10, Counts{15, 5, 0}, 60 * s},
-			{60 * s, 10, Counts{10, 10, 0}, 120 * s},
-			{180 * s, 10, Counts{10, 0, 0}, 0},
+			{-time.Hour, 20, counts(20, 0, 0), 0},
+			{0, 10, counts(15, 5, 0), 60 * s},
+			{60 * s, 10, counts(10, 10, 0), 120 * s},
+			{180 * s, 10, counts(10, 0, 0), 0},
 		},
 	}, {
 		name: "scale up 10 → 20 at 20%",
 		spec: newSpec(0, 100, grayUp(60, 20, 0), v1alpha1.ScalingBehavior{}),
 		steps: []timelineStep{
-			{-time.Hour, 10, Counts{10, 0, 0}, 0},
-			{0, 20, Counts{12, 0, 0}, 60 * s},
-			{60 * s, 20, Counts{14, 0, 0}, 60 * s},
-			{120 * s, 20, Counts{16, 0, 0}, 60 * s},
-			{180 * s, 20, Counts{18, 0, 0}, 60 * s},
-			{240 * s, 20, Counts{20, 0, 0}, 0},
+			{-time.Hour, 10, counts(10, 0, 0), 0},
+			{0, 20, counts(12, 0, 0), 60 * s},
+			{60 * s, 20, counts(14, 0, 0), 60 * s},
+			{120 * s, 20, counts(16, 0, 0), 60 * s},
+			{180 * s, 20, counts(18, 0, 0), 60 * s},
+			{240 * s, 20, counts(20, 0, 0), 0},
 		},
 	}, {
 		name: "scale down in Standby",
 		spec: newSpec(0, 100, v1alpha1.ScalingBehavior{}, grayDown(v1alpha1.PodStateStandby, 10, 50, 10)),
 		steps: []timelineStep{
-			{-time.Hour, 8, Counts{8, 0, 0}, 0},
-			{0, 4, Counts{6, 0, 2}, 10 * s},
-			{10 * s, 4, Counts{4, 0, 4}, 10 * s},
-			{20 * s, 4, Counts{4, 0, 0}, 0},
+			{-time.Hour, 8, counts(8, 0, 0), 0},
+			{0, 4, counts(6, 0, 2), 10 * s},
+			{10 * s, 4, counts(4, 0, 4), 10 * s},
+			{20 * s, 4, counts(4, 0, 0), 0},
 		},
 	}, {
 		name: "scale down in Deleted removes pods batch by batch",
 		spec: newSpec(0, 100, v1alpha1.ScalingBehavior{}, grayDown(v1alpha1.PodStateDeleted, 10, 50, 10)),
 		steps: []timelineStep{
-			{-time.Hour, 8, Counts{8, 0, 0}, 0},
-			{0, 4, Counts{6, 0, 0}, 10 * s},
-			{10 * s, 4, Counts{4, 0, 0}, 10 * s},
-			{20 * s, 4, Counts{4, 0, 0}, 0},
+			{-time.Hour, 8, counts(8, 0, 0), 0},
+			{0, 4, counts(6, 0, 0), 10 * s},
+			{10 * s, 4, counts(4, 0, 0), 10 * s},
+			{20 * s, 4, counts(4, 0, 0), 0},
 		},
 	}, {
 		name: "observation 0 ends the change with the last batch",
 		spec: newSpec(0, 100, v1alpha1.ScalingBehavior{}, grayDown(v1alpha1.PodStateCutoff, 10, 50, 0)),
 		steps: []timelineStep{
-			{-time.Hour, 8, Counts{8, 0, 0}, 0},
-			{0, 4, Counts{6, 2, 0}, 10 * s},
-			{10 * s, 4, Counts{4, 0, 0}, 0},
+			{-time.Hour, 8, counts(8, 0, 0), 0},
+			{0, 4, counts(6, 2, 0), 10 * s},
+			{10 * s, 4, counts(4, 0, 0), 0},
 		},
 	}, {
 		name: "a late reconcile applies one batch only",
 		spec: newSpec(0, 100, v1alpha1.ScalingBehavior{}, grayDown(v1alpha1.PodStateCutoff, 10, 25, 10)),
 		steps: []timelineStep{
-			{-time.Hour, 8, Counts{8, 0, 0}, 0},
-			{0, 4, Counts{7, 1, 0}, 10 * s},
-			{time.Hour, 4, Counts{6, 2, 0}, 10 * s},
-			{time.Hour + 10*s, 4, Counts{5, 3, 0}, 10 * s},
+			{-time.Hour, 8, counts(8, 0, 0), 0},
+			{0, 4, counts(7, 1, 0), 10 * s},
+			{time.Hour, 4, counts(6, 2, 0), 10 * s},
+			{time.Hour + 10*s, 4, counts(5, 3, 0), 10 * s},
 		},
 	}, {
 		name: "percent rounding: 3 pods at 50% move 1 then 3",
 		spec: newSpec(0, 100, v1alpha1.ScalingBehavior{}, grayDown(v1alpha1.PodStateCutoff, 10, 50, 5)),
 		steps: []timelineStep{
-			{-time.Hour, 6, Counts{6, 0, 0}, 0},
-			{0, 3, Counts{5, 1, 0}, 10 * s},
-			{10 * s, 3, Counts{3, 3, 0}, 5 * s},
-			{15 * s, 3, Counts{3, 0, 0}, 0},
+			{-time.Hour, 6, counts(6, 0, 0), 0},
+			{0, 3, counts(5, 1, 0), 10 * s},
+			{10 * s, 3, counts(3, 3, 0), 5 * s},
+			{15 * s, 3, counts(3, 0, 0), 0},
 		},
 	}, {
 		name: "percent rounding: a batch that moves every pod skips the remaining batches",
 		spec: newSpec(0, 100, grayUp(10, 30, 0), v1alpha1.ScalingBehavior{}),
 		steps: []timelineStep{
-			{-time.Hour, 1, Counts{1, 0, 0}, 0},
-			{0, 2, Counts{2, 0, 0}, 0},
+			{-time.Hour, 1, counts(1, 0, 0), 0},
+			{0, 2, counts(2, 0, 0), 0},
 		},
 	}, {
 		name: "scale from 1",
 		spec: newSpec(0, 100, grayUp(10, 50, 0), v1alpha1.ScalingBehavior{}),
 		steps: []timelineStep{
-			{-time.Hour, 1, Counts{1, 0, 0}, 0},
-			{0, 5, Counts{3, 0, 0}, 10 * s},
-			{10 * s, 5, Counts{5, 0, 0}, 0},
+			{-time.Hour, 1, counts(1, 0, 0), 0},
+			{0, 5, counts(3, 0, 0), 10 * s},
+			{10 * s, 5, counts(5, 0, 0), 0},
 		},
 	}, {
 		name: "scale to 0",
 		spec: newSpec(0, 100, v1alpha1.ScalingBehavior{}, grayDown(v1alpha1.PodStateCutoff, 10, 50, 10)),
 		steps: []timelineStep{
-			{-time.Hour, 2, Counts{2, 0, 0}, 0},
-			{0, 0, Counts{1, 1, 0}, 10 * s},
-			{10 * s, 0, Counts{0, 2, 0}, 10 * s},
-			{20 * s, 0, Counts{0, 0, 0}, 0},
+			{-time.Hour, 2, counts(2, 0, 0), 0},
+			{0, 0, counts(1, 1, 0), 10 * s},
+			{10 * s, 0, counts(0, 2, 0), 10 * s},
+			{20 * s, 0, counts(0, 0, 0), 0},
 		},
 	}, {
 		name: "scale up from 0 without gray",
 		spec: newSpec(0, 100, v1alpha1.ScalingBehavior{}, grayDown(v1alpha1.PodStateCutoff, 10, 50, 10)),
 		steps: []timelineStep{
-			{-time.Hour, 0, Counts{0, 0, 0}, 0},
-			{0, 3, Counts{3, 0, 0}, 0},
+			{-time.Hour, 0, counts(0, 0, 0), 0},
+			{0, 3, counts(3, 0, 0), 0},
 		},
 	}, {
 		name: "min = max: the value never matters",
 		spec: newSpec(4, 4, grayUp(10, 50, 0), grayDown(v1alpha1.PodStateCutoff, 10, 50, 10)),
 		steps: []timelineStep{
-			{-time.Hour, 1, Counts{4, 0, 0}, 0},
-			{0, 9, Counts{4, 0, 0}, 0},
-			{10 * s, 0, Counts{4, 0, 0}, 0},
+			{-time.Hour, 1, counts(4, 0, 0), 0},
+			{0, 9, counts(4, 0, 0), 0},
+			{10 * s, 0, counts(4, 0, 0), 0},
 		},
 	}}
 	for _, tt := range tests {
@@ -244,7 +245,7 @@ func TestCapping(t *testing.T) {
 		t.Errorf("value 30 capped to 20 again: %+v changed=%v previous=%v gray=%v", p.Target, p.ValueChanged, p.Status.PreviousPortraitValue, p.Status.Gray)
 	}
 	p = sm.run(30*s, val(1))
-	if p.Target != (Counts{11, 9, 0}) || p.LimitReason != ReasonTooFewReplicas {
+	if p.Target != (counts(11, 9, 0)) || p.LimitReason != ReasonTooFewReplicas {
 		t.Errorf("value 1 with min 2 from 20 at 50%%: %+v %s", p.Target, p.LimitReason)
 	}
 	for _, c := range []struct{ v, minR, maxR, want int32 }{{5, 1, 10, 5}, {0, 1, 10, 1}, {11, 1, 10, 10}, {5, 8, 3, 3}} {
@@ -266,38 +267,38 @@ func TestChangeDuringGray(t *testing.T) {
 		name: "scale-up without gray cancels the gray scale-down: cutoff pods return online",
 		spec: newSpec(0, 100, v1alpha1.ScalingBehavior{}, down),
 		steps: []timelineStep{
-			{-time.Hour, 20, Counts{20, 0, 0}, 0},
-			{0, 10, Counts{15, 5, 0}, 60 * s},
-			{30 * s, 18, Counts{18, 0, 0}, 0},
-			{90 * s, 18, Counts{18, 0, 0}, 0},
+			{-time.Hour, 20, counts(20, 0, 0), 0},
+			{0, 10, counts(15, 5, 0), 60 * s},
+			{30 * s, 18, counts(18, 0, 0), 0},
+			{90 * s, 18, counts(18, 0, 0), 0},
 		},
 	}, {
 		name: "scale-up with gray keeps the cutoff pods it still needs as a warm reserve",
 		spec: newSpec(0, 100, grayUp(60, 50, 0), down),
 		steps: []timelineStep{
-			{-time.Hour, 20, Counts{20, 0, 0}, 0},
-			{0, 10, Counts{15, 5, 0}, 60 * s},
-			{30 * s, 18, Counts{16, 2, 0}, 60 * s},
-			{90 * s, 18, Counts{18, 0, 0}, 0},
+			{-time.Hour, 20, counts(20, 0, 0), 0},
+			{0, 10, counts(15, 5, 0), 60 * s},
+			{30 * s, 18, counts(16, 2, 0), 60 * s},
+			{90 * s, 18, counts(18, 0, 0), 0},
 		},
 	}, {
 		name: "a further scale-down starts from the online pods and keeps the cutoff ones until it ends",
 		spec: newSpec(0, 100, v1alpha1.ScalingBehavior{}, down),
 		steps: []timelineStep{
-			{-time.Hour, 20, Counts{20, 0, 0}, 0},
-			{0, 10, Counts{15, 5, 0}, 60 * s},
-			{30 * s, 12, Counts{14, 6, 0}, 60 * s},
-			{90 * s, 12, Counts{12, 8, 0}, 120 * s},
-			{210 * s, 12, Counts{12, 0, 0}, 0},
+			{-time.Hour, 20, counts(20, 0, 0), 0},
+			{0, 10, counts(15, 5, 0), 60 * s},
+			{30 * s, 12, counts(14, 6, 0), 60 * s},
+			{90 * s, 12, counts(12, 8, 0), 120 * s},
+			{210 * s, 12, counts(12, 0, 0), 0},
 		},
 	}, {
 		name: "back to the old value during the observation",
 		spec: newSpec(0, 100, v1alpha1.ScalingBehavior{}, down),
 		steps: []timelineStep{
-			{-time.Hour, 20, Counts{20, 0, 0}, 0},
-			{0, 10, Counts{15, 5, 0}, 60 * s},
-			{60 * s, 10, Counts{10, 10, 0}, 120 * s},
-			{70 * s, 20, Counts{20, 0, 0}, 0},
+			{-time.Hour, 20, counts(20, 0, 0), 0},
+			{0, 10, counts(15, 5, 0), 60 * s},
+			{60 * s, 10, counts(10, 10, 0), 120 * s},
+			{70 * s, 20, counts(20, 0, 0), 0},
 		},
 	}}
 	for _, tt := range tests {
@@ -312,7 +313,7 @@ func TestChangeDuringGray(t *testing.T) {
 		sm.run(0, val(10))
 		expire := metav1.NewTime(t0.Add(time.Hour))
 		p := sm.run(30*s, &v1alpha1.HorizontalPortraitValue{Provider: "Cron", Replicas: 10, ExpireTime: &expire})
-		if !p.ValueChanged || p.Target != (Counts{15, 5, 0}) || p.RequeueAfter != 30*s || p.Status.Gray.GrayPercent != 50 {
+		if !p.ValueChanged || p.Target != (counts(15, 5, 0)) || p.RequeueAfter != 30*s || p.Status.Gray.GrayPercent != 50 {
 			t.Errorf("got %+v requeue %v gray %+v changed %v", p.Target, p.RequeueAfter, p.Status.Gray, p.ValueChanged)
 		}
 		if p.Status.CurrentPortraitValue.Provider != "Cron" || p.Status.PreviousPortraitValue.Replicas != 20 {
@@ -327,30 +328,30 @@ func TestDisabledDirections(t *testing.T) {
 		sm := &sim{t: t, spec: spec}
 		sm.run(-time.Hour, val(20))
 		p := sm.run(0, val(10))
-		if p.Target != (Counts{20, 0, 0}) || !p.Progressing {
+		if p.Target != (counts(20, 0, 0)) || !p.Progressing {
 			t.Errorf("disabled scale-down: %+v progressing %v", p.Target, p.Progressing)
 		}
 		p = sm.run(10*s, val(25))
-		if p.Target != (Counts{25, 0, 0}) {
+		if p.Target != (counts(25, 0, 0)) {
 			t.Errorf("scale-up from the held 20: %+v", p.Target)
 		}
-		if p = sm.run(20*s, val(10)); p.Target != (Counts{25, 0, 0}) {
+		if p = sm.run(20*s, val(10)); p.Target != (counts(25, 0, 0)) {
 			t.Errorf("disabled scale-down from 25: %+v", p.Target)
 		}
 		spec.Behavior.ScaleDown.Disabled = false
 		p = sm.run(30*s, val(10))
-		if p.Target != (Counts{10, 0, 0}) || p.Progressing {
+		if p.Target != (counts(10, 0, 0)) || p.Progressing {
 			t.Errorf("re-enabled: %+v progressing %v", p.Target, p.Progressing)
 		}
 	})
 	t.Run("disabling in the middle of a gray change pauses it", func(t *testing.T) {
 		spec := newSpec(0, 100, v1alpha1.ScalingBehavior{}, grayDown(v1alpha1.PodStateCutoff, 60, 50, 120))
 		sm := &sim{t: t, spec: spec}
-		runTimeline(t, sm, []timelineStep{{-time.Hour, 20, Counts{20, 0, 0}, 0}, {0, 10, Counts{15, 5, 0}, 60 * s}})
+		runTimeline(t, sm, []timelineStep{{-time.Hour, 20, counts(20, 0, 0), 0}, {0, 10, counts(15, 5, 0), 60 * s}})
 		spec.Behavior.ScaleDown.Disabled = true
-		runTimeline(t, sm, []timelineStep{{5 * time.Minute, 10, Counts{15, 5, 0}, 0}})
+		runTimeline(t, sm, []timelineStep{{5 * time.Minute, 10, counts(15, 5, 0), 0}})
 		spec.Behavior.ScaleDown.Disabled = false
-		runTimeline(t, sm, []timelineStep{{6 * time.Minute, 10, Counts{10, 10, 0}, 120 * s}})
+		runTimeline(t, sm, []timelineStep{{6 * time.Minute, 10, counts(10, 10, 0), 120 * s}})
 	})
 	for _, c := range []struct {
 		up, down bool
@@ -369,7 +370,7 @@ func TestPreview(t *testing.T) {
 	sm := &sim{t: t, spec: spec}
 	sm.run(-time.Hour, val(5))
 	p := sm.run(0, val(2))
-	if p.Apply || p.Target != (Counts{2, 0, 0}) || p.Status.Gray != nil || p.RequeueAfter != 0 {
+	if p.Apply || p.Target != (counts(2, 0, 0)) || p.Status.Gray != nil || p.RequeueAfter != 0 {
 		t.Errorf("preview: apply %v target %+v gray %v requeue %v", p.Apply, p.Target, p.Status.Gray, p.RequeueAfter)
 	}
 	if p.Status.PreviousPortraitValue.Replicas != 5 || p.Status.CurrentPortraitValue.Replicas != 2 || p.Status.OnlineReplicas != 0 {
@@ -378,7 +379,7 @@ func TestPreview(t *testing.T) {
 	// Back to Auto without a ReplicaProfile: applied at once, there is nothing to change gradually.
 	spec.ScaleMode = v1alpha1.ScaleModeAuto
 	p = sm.run(10*s, val(8))
-	if !p.Apply || p.Target != (Counts{8, 0, 0}) || p.Status.Gray != nil {
+	if !p.Apply || p.Target != (counts(8, 0, 0)) || p.Status.Gray != nil {
 		t.Errorf("auto again: apply %v target %+v gray %v", p.Apply, p.Target, p.Status.Gray)
 	}
 }
@@ -436,7 +437,7 @@ func checkBatches(t *testing.T, name string, from, to, pct int32, state v1alpha1
 	sm.run(-time.Hour, val(from))
 	diff := abs(to - from)
 	bound := (diff*pct + 99) / 100
-	prev := Counts{Online: from}
+	prev := podstate.Counts{Online: from}
 	at := time.Duration(0)
 	for i := 0; i < 200; i++ {
 		p := sm.run(at, val(to))
@@ -451,7 +452,7 @@ func checkBatches(t *testing.T, name string, from, to, pct int32, state v1alpha1
 		}
 		prev = p.Target
 		if p.RequeueAfter == 0 {
-			if p.Target != (Counts{Online: to}) || p.Status.Gray != nil {
+			if p.Target != (podstate.Counts{Online: to}) || p.Status.Gray != nil {
 				t.Fatalf("%s: ended at %+v gray %v", name, p.Target, p.Status.Gray)
 			}
 			return
@@ -469,7 +470,7 @@ func TestGrayStrategyAddedLater(t *testing.T) {
 	sm.run(0, val(10))
 	spec.Behavior.ScaleDown = grayDown(v1alpha1.PodStateCutoff, 10, 50, 10)
 	p := sm.run(10*s, val(10))
-	if p.Target != (Counts{10, 0, 0}) || p.Status.Gray != nil {
+	if p.Target != (counts(10, 0, 0)) || p.Status.Gray != nil {
 		t.Errorf("got %+v gray %v", p.Target, p.Status.Gray)
 	}
 }
@@ -494,7 +495,7 @@ func TestComputeDoesNotModifyInput(t *testing.T) {
 		Conditions: []metav1.Condition{{Type: "ScalingActive", Status: metav1.ConditionTrue}}}
 	before := status.DeepCopy()
 	v := val(10)
-	p, err := Compute(Input{Spec: spec, Status: status, Value: v, Profile: &Counts{Online: 20}, Now: t0})
+	p, err := Compute(Input{Spec: spec, Status: status, Value: v, Profile: &podstate.Counts{Online: 20}, Now: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,27 +516,27 @@ func TestLostProfileWriteMovesOneBatch(t *testing.T) {
 		name       string
 		from, to   int32
 		behavior   func(pct int32) (up, down v1alpha1.ScalingBehavior)
-		wantFirst  Counts
-		wantLate   Counts
-		wantSecond Counts
+		wantFirst  podstate.Counts
+		wantLate   podstate.Counts
+		wantSecond podstate.Counts
 	}{{
 		name: "scale-down in Cutoff", from: 8, to: 0,
 		behavior: func(pct int32) (v1alpha1.ScalingBehavior, v1alpha1.ScalingBehavior) {
 			return v1alpha1.ScalingBehavior{}, grayDown(v1alpha1.PodStateCutoff, 30, pct, 0)
 		},
-		wantFirst: Counts{6, 2, 0}, wantLate: Counts{6, 2, 0}, wantSecond: Counts{4, 4, 0},
+		wantFirst: counts(6, 2, 0), wantLate: counts(6, 2, 0), wantSecond: counts(4, 4, 0),
 	}, {
 		name: "scale-down in Standby", from: 8, to: 0,
 		behavior: func(pct int32) (v1alpha1.ScalingBehavior, v1alpha1.ScalingBehavior) {
 			return v1alpha1.ScalingBehavior{}, grayDown(v1alpha1.PodStateStandby, 30, pct, 0)
 		},
-		wantFirst: Counts{6, 0, 2}, wantLate: Counts{6, 0, 2}, wantSecond: Counts{4, 0, 4},
+		wantFirst: counts(6, 0, 2), wantLate: counts(6, 0, 2), wantSecond: counts(4, 0, 4),
 	}, {
 		name: "scale-up", from: 0, to: 8,
 		behavior: func(pct int32) (v1alpha1.ScalingBehavior, v1alpha1.ScalingBehavior) {
 			return grayUp(30, pct, 0), v1alpha1.ScalingBehavior{}
 		},
-		wantFirst: Counts{2, 0, 0}, wantLate: Counts{2, 0, 0}, wantSecond: Counts{4, 0, 0},
+		wantFirst: counts(2, 0, 0), wantLate: counts(2, 0, 0), wantSecond: counts(4, 0, 0),
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -602,7 +603,7 @@ func checkLossyBatches(t *testing.T, name string, from, to, pct int32, state v1a
 		if p.Target.Online < min(from, to) || p.Target.Online > max(from, to) {
 			t.Fatalf("%s: online %d outside [%d, %d]", name, p.Target.Online, min(from, to), max(from, to))
 		}
-		if p.RequeueAfter == 0 && p.Target == (Counts{Online: to}) {
+		if p.RequeueAfter == 0 && p.Target == (podstate.Counts{Online: to}) {
 			return
 		}
 		// One write in three is lost, and one retry in two comes late (after the interval).
@@ -616,4 +617,9 @@ func checkLossyBatches(t *testing.T, name string, from, to, pct int32, state v1a
 		at += max(wait, time.Second)
 	}
 	t.Fatalf("%s: did not finish", name)
+}
+
+// counts is podstate.Counts{Online: online, Cutoff: cutoff, Standby: standby}, short for the tables.
+func counts(online, cutoff, standby int32) podstate.Counts {
+	return podstate.Counts{Online: online, Cutoff: cutoff, Standby: standby}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
 	"github.com/kapacitystack/kapacity/config/portrait"
 	"github.com/kapacitystack/kapacity/executor/gray"
+	"github.com/kapacitystack/kapacity/executor/podstate"
 )
 
 // FuzzAdmittedSpecNeverFailsPlanning: an object that passes admission never makes the controller
@@ -78,7 +79,7 @@ func FuzzAdmittedSpecNeverFailsPlanning(f *testing.F) {
 		// again one interval later.
 		prev := &v1alpha1.HorizontalPortraitValue{Provider: "Static", Replicas: prevReplicas}
 		status := v1alpha1.IntelligentHorizontalPodAutoscalerStatus{CurrentPortraitValue: prev, OnlineReplicas: profileOnline}
-		profile := &gray.Counts{Online: profileOnline}
+		profile := &podstate.Counts{Online: profileOnline}
 		for step := 0; step < 3; step++ {
 			plan, err := gray.Compute(gray.Input{Spec: &a.Spec, Status: &status, Value: merged.Value, Profile: profile, Now: now})
 			if err != nil {

@@ -39,6 +39,7 @@ import (
 	"github.com/kapacitystack/kapacity/config/portrait"
 	"github.com/kapacitystack/kapacity/executor/gray"
 	"github.com/kapacitystack/kapacity/executor/hportrait"
+	"github.com/kapacitystack/kapacity/executor/podstate"
 	"github.com/kapacitystack/kapacity/executor/requeue"
 	"github.com/kapacitystack/kapacity/executor/workload"
 )
@@ -155,9 +156,9 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, r.fail(ctx, ihpa, original, ReasonFailedGetRP, err)
 	}
-	var profile *gray.Counts
+	var profile *podstate.Counts
 	if rp != nil {
-		profile = &gray.Counts{Online: rp.Spec.OnlineReplicas, Cutoff: rp.Spec.CutoffReplicas, Standby: rp.Spec.StandbyReplicas}
+		profile = &podstate.Counts{Online: rp.Spec.OnlineReplicas, Cutoff: rp.Spec.CutoffReplicas, Standby: rp.Spec.StandbyReplicas}
 	}
 	plan, err := gray.Compute(gray.Input{Spec: &ihpa.Spec, Status: &ihpa.Status, Value: merged.Value, Profile: profile, Now: now})
 	if err != nil {
@@ -250,7 +251,7 @@ func reasonOf(err error) string {
 }
 
 // writeProfile creates or updates the ReplicaProfile with the target counts.
-func (r *Reconciler) writeProfile(ctx context.Context, ihpa *v1alpha1.IntelligentHorizontalPodAutoscaler, rp *v1alpha1.ReplicaProfile, target gray.Counts) error {
+func (r *Reconciler) writeProfile(ctx context.Context, ihpa *v1alpha1.IntelligentHorizontalPodAutoscaler, rp *v1alpha1.ReplicaProfile, target podstate.Counts) error {
 	behavior := v1alpha1.DefaultReplicaProfileBehavior()
 	if ihpa.Spec.Behavior.ReplicaProfile != nil {
 		behavior = *ihpa.Spec.Behavior.ReplicaProfile.DeepCopy()

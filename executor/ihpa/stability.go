@@ -91,7 +91,7 @@ func coolDownOf(checkers []v1alpha1.StabilityChecker, a v1alpha1.StabilizationAc
 //
 // original is the status at the start of the reconcile; profile is the ReplicaProfile's counts in
 // effect (nil without one, when nothing can be in progress).
-func (r *Reconciler) stabilize(ctx context.Context, ihpa *v1alpha1.IntelligentHorizontalPodAutoscaler, original *v1alpha1.IntelligentHorizontalPodAutoscalerStatus, plan *gray.Plan, profile *gray.Counts, now time.Time) (time.Duration, error) {
+func (r *Reconciler) stabilize(ctx context.Context, ihpa *v1alpha1.IntelligentHorizontalPodAutoscaler, original *v1alpha1.IntelligentHorizontalPodAutoscalerStatus, plan *gray.Plan, profile *podstate.Counts, now time.Time) (time.Duration, error) {
 	log := logr.FromContextOrDiscard(ctx)
 	checkers := checkersFor(&ihpa.Spec, plan)
 	cond := meta.FindStatusCondition(original.Conditions, string(ConditionStable))
@@ -141,8 +141,8 @@ func (r *Reconciler) stabilize(ctx context.Context, ihpa *v1alpha1.IntelligentHo
 		setStable(&plan.Status, ihpa.Generation, metav1.ConditionTrue, ReasonNoAnomaly, "the stability checkers see no anomaly", time.Time{})
 		return stabilityCheckPeriod, nil
 	}
-	desired := podstate.Counts(plan.Target)
-	counts, resumeAfter, err := podstate.Stabilize(desired, podstate.Counts(*profile), anomaly, now)
+	desired := plan.Target
+	counts, resumeAfter, err := podstate.Stabilize(desired, *profile, anomaly, now)
 	if err != nil {
 		return 0, err
 	}
@@ -156,7 +156,7 @@ func (r *Reconciler) stabilize(ctx context.Context, ihpa *v1alpha1.IntelligentHo
 		// Keep the condition as it was (the time it was last seen in particular).
 		setStable(&plan.Status, ihpa.Generation, metav1.ConditionFalse, cond.Reason, cond.Message, cond.LastTransitionTime.Time)
 	}
-	plan.Target = gray.Counts(counts)
+	plan.Target = counts
 	plan.Status.OnlineReplicas, plan.Status.CutoffReplicas, plan.Status.StandbyReplicas = counts.Online, counts.Cutoff, counts.Standby
 	plan.Progressing = counts.Online != plan.Desired
 	// The gray progress is held; a new portrait value meanwhile starts its own change.

@@ -18,7 +18,8 @@ import (
 	"github.com/kapacitystack/kapacity/executor/podsort"
 )
 
-// Counts are numbers of pods per state. gray.Counts converts to it directly.
+// Counts are numbers of pods per state: what a ReplicaProfile asks for, what a gray step plans
+// (executor/gray) and what the stability checker returns.
 type Counts struct {
 	Online, Cutoff, Standby int32
 }

@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
-	"github.com/kapacitystack/kapacity/executor/gray"
 	"github.com/kapacitystack/kapacity/executor/podsort"
 )
 
@@ -254,13 +253,13 @@ func TestDecideQuickStart(t *testing.T) {
 	pods := sts(5, 0, 0)
 	replicas := int32(5)
 	steps := []struct {
-		spec            gray.Counts
+		spec            Counts
 		cutoff, deleted []string
 		scale           int32
 	}{
-		{gray.Counts{Online: 3, Cutoff: 2}, web(3, 4), nil, 5},
-		{gray.Counts{Online: 1, Cutoff: 4}, web(1, 2), nil, 5},
-		{gray.Counts{Online: 1}, nil, web(1, 2, 3, 4), 1},
+		{Counts{Online: 3, Cutoff: 2}, web(3, 4), nil, 5},
+		{Counts{Online: 1, Cutoff: 4}, web(1, 2), nil, 5},
+		{Counts{Online: 1}, nil, web(1, 2, 3, 4), 1},
 	}
 	for i, st := range steps {
 		c := Counts(st.spec)

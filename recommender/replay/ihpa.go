@@ -6,6 +6,7 @@ import (
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
 	"github.com/kapacitystack/kapacity/executor/gray"
+	"github.com/kapacitystack/kapacity/executor/podstate"
 )
 
 // portraitSource gives the portrait value in effect at now; ok is false when there is none (the IHPA then
@@ -20,7 +21,7 @@ type ihpaPolicy struct {
 	source   portraitSource
 	spec     v1alpha1.IntelligentHorizontalPodAutoscalerSpec
 	status   v1alpha1.IntelligentHorizontalPodAutoscalerStatus
-	profile  *gray.Counts
+	profile  *podstate.Counts
 }
 
 // newIHPAPolicy scales down through grayDown (nil: straight to the target) and scales up at once, as the
