@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kapacitystack/kapacity/config/kubeconfig"
 	historyclient "github.com/kapacitystack/kapacity/historyapi/client"
 )
 
@@ -23,7 +23,7 @@ type KubeOptions struct {
 
 // AddFlags registers --kubeconfig and --metrics-server-addr.
 func (k *KubeOptions) AddFlags(f *pflag.FlagSet) {
-	f.StringVar(&k.Kubeconfig, "kubeconfig", "", "kubeconfig path (default: in-cluster, then $KUBECONFIG and ~/.kube/config)")
+	f.StringVar(&k.Kubeconfig, kubeconfig.Flag, "", kubeconfig.FlagHelp)
 	f.StringVar(&k.MetricsServerAddr, "metrics-server-addr", os.Getenv("METRICS_SERVER_ADDR"),
 		"host:port of the adapter's gRPC metric service (default $METRICS_SERVER_ADDR; empty: the history API through kube-apiserver)")
 	f.StringVar(&k.MetricsServerTokenFile, "metrics-server-token-file", historyclient.DefaultTokenFile,
@@ -32,19 +32,10 @@ func (k *KubeOptions) AddFlags(f *pflag.FlagSet) {
 		"CA certificates (PEM) trusted for the gRPC metric service (default: the system's; a loopback address without it is plaintext)")
 }
 
-// RestConfig loads the client config: --kubeconfig, else in-cluster, else the default loading rules.
+// RestConfig loads the client config with controller-runtime's precedence (config/kubeconfig):
+// --kubeconfig, $KUBECONFIG, in-cluster, ~/.kube/config.
 func (k *KubeOptions) RestConfig() (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if k.Kubeconfig != "" {
-		rules.ExplicitPath = k.Kubeconfig
-	} else if c, err := rest.InClusterConfig(); err == nil {
-		return c, nil
-	}
-	c, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("--kubeconfig %q: %w", k.Kubeconfig, err)
-	}
-	return c, nil
+	return kubeconfig.Load(k.Kubeconfig)
 }
 
 // HistorySource connects the history API client: gRPC with --metrics-server-addr (TLS, or
