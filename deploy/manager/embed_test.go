@@ -135,6 +135,11 @@ func TestManagerRoles(t *testing.T) {
 		{"create", "", "pods", "", false},
 		{"create", "authentication.k8s.io", "tokenreviews", "", true},
 		{"create", "authorization.k8s.io", "subjectaccessreviews", "", true},
+		// Burst portraits' traffic, read-only.
+		{"get", "history.metrics.kapacitystack.io", "externalmetrics", "requests_per_second", true},
+		{"get", "history.metrics.kapacitystack.io", "workloadresources", "web", true},
+		{"get", "history.metrics.kapacitystack.io", "objects", "web", true},
+		{"create", "history.metrics.kapacitystack.io", "externalmetrics", "", false},
 	})
 	ns := rulesOf(t, ManagerRBAC(), "Role", "kapacity-manager")
 	check(t, ns, []request{

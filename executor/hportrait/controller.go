@@ -1,6 +1,7 @@
 // Package hportrait is the HorizontalPortrait controller. It generates Reactive portraits with the
-// HorizontalPodAutoscaler's algorithm (package replicacalc) from the metrics APIs and writes them
-// to the portrait's status, where the owning IntelligentHorizontalPodAutoscaler reads them.
+// HorizontalPodAutoscaler's algorithm (package replicacalc) from the metrics APIs, and Burst
+// portraits with package recommender/burst from the history API (burst.go), and writes them to the
+// portrait's status, where the owning IntelligentHorizontalPodAutoscaler reads them.
 //
 // Portraits with an externalGeneratorName belong to another controller and are ignored.
 // ExternalJob portraits (Kapacity's predictive algorithm) get a CronJob in their own namespace,
@@ -66,6 +67,8 @@ type Reconciler struct {
 	Access *algorithmjob.Access
 	// Jobs are the defaults of ExternalJob portraits' CronJobs.
 	Jobs JobOptions
+	// History reads the recent traffic of Burst portraits (burst.go); nil fails them.
+	History TrafficHistory
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -115,9 +118,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.deleteCronJob(ctx, hp); err != nil {
 		return ctrl.Result{}, err
 	}
+	if hp.Spec.PortraitType == v1alpha1.BurstPortraitType && hp.Spec.Algorithm.Type == v1alpha1.BurstPortraitAlgorithmType {
+		return r.burstPortrait(ctx, hp, original)
+	}
 	if hp.Spec.PortraitType != v1alpha1.ReactivePortraitType || hp.Spec.Algorithm.Type != v1alpha1.KubeHPAPortraitAlgorithmType {
-		err := fmt.Errorf("no in-process generator for portrait type %q with algorithm %q: only %s with %s is supported",
-			hp.Spec.PortraitType, hp.Spec.Algorithm.Type, v1alpha1.ReactivePortraitType, v1alpha1.KubeHPAPortraitAlgorithmType)
+		err := fmt.Errorf("no in-process generator for portrait type %q with algorithm %q: only %s with %s and %s with %s are supported",
+			hp.Spec.PortraitType, hp.Spec.Algorithm.Type, v1alpha1.ReactivePortraitType, v1alpha1.KubeHPAPortraitAlgorithmType,
+			v1alpha1.BurstPortraitType, v1alpha1.BurstPortraitAlgorithmType)
 		r.Recorder.Eventf(hp, nil, corev1.EventTypeWarning, ReasonFailedGetGenerator, "Generate", "failed to get portrait generator: %v", err)
 		setCondition(hp, metav1.ConditionFalse, ReasonFailedGetGenerator, "failed to get portrait generator: "+err.Error())
 		// Nothing to retry until the spec changes.

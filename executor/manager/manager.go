@@ -41,6 +41,7 @@ import (
 	"github.com/kapacitystack/kapacity/executor/standby"
 	"github.com/kapacitystack/kapacity/executor/webhook"
 	"github.com/kapacitystack/kapacity/executor/workload"
+	historyclient "github.com/kapacitystack/kapacity/historyapi/client"
 )
 
 // Options are the command's flags.
@@ -282,8 +283,13 @@ func (o *Options) Run(ctx context.Context) error {
 	}).SetupWithManager(mgr, o.ReconcileConcurrency); err != nil {
 		return fmt.Errorf("setting up the IHPA controller: %w", err)
 	}
+	// Burst portraits read their recent traffic from the history API, through kube-apiserver.
+	history, err := historyclient.NewHTTPForConfig(cfg)
+	if err != nil {
+		return err
+	}
 	if err := (&hportrait.Reconciler{
-		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scaler: scaler, Metrics: metrics, Jobs: o.AlgorithmJobs,
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scaler: scaler, Metrics: metrics, History: history, Jobs: o.AlgorithmJobs,
 		Access:   &algorithmjob.Access{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(), ServiceAccount: o.AlgorithmJobs.ServiceAccount},
 		Recorder: mgr.GetEventRecorder(hportrait.ControllerName),
 	}).SetupWithManager(mgr, o.ReconcileConcurrency); err != nil {

@@ -43,7 +43,7 @@ type Config struct {
 	Margin float64
 	// SlopeSamples is how many of the last samples the growth rate is measured on; default 5.
 	SlopeSamples int
-	// MinReplicas and MaxReplicas bound the answer (MaxReplicas 0: unbounded).
+	// MinReplicas and MaxReplicas bound the answer (MaxReplicas 0: at most math.MaxInt32).
 	MinReplicas, MaxReplicas int
 }
 
@@ -143,7 +143,13 @@ func Decide(in Input, cfg Config) (Decision, error) {
 	if !d.Burst {
 		return d, nil
 	}
-	need := d.Projected / (cfg.PodCapacity * cfg.Target)
+	// The need is capped before it becomes an int: converting a float beyond the int range gives an
+	// undefined (in practice the most negative) value, which would ask for the fewest pods.
+	limit := float64(math.MaxInt32)
+	if cfg.MaxReplicas > 0 {
+		limit = min(limit, float64(cfg.MaxReplicas))
+	}
+	need := min(d.Projected/(cfg.PodCapacity*cfg.Target), limit)
 	r := int(math.Ceil(need - 1e-9))
 	r = max(r, cfg.MinReplicas, 1)
 	if cfg.MaxReplicas > 0 {

@@ -100,3 +100,28 @@ func TestDecideRejectsBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestDecideHugeTrafficIsCapped: traffic so large that the pods it needs do not fit an int asks for
+// the most replicas allowed, never for the fewest (the float-to-int conversion overflowed).
+func TestDecideHugeTrafficIsCapped(t *testing.T) {
+	tests := []struct {
+		name string
+		max  int
+		want int
+	}{
+		{"max replicas", 100, 100},
+		{"unbounded: the largest int32", 0, 1<<31 - 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{PodCapacity: 1e-300, Target: 0.5, StartupDelay: time.Minute, MinReplicas: 1, MaxReplicas: tc.max}
+			d, err := Decide(Input{Samples: every15s(1e300, 1e300, 1e300, 1e300, 1e300), Current: 1}, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Replicas != tc.want {
+				t.Fatalf("replicas %d, want %d; %+v", d.Replicas, tc.want, d)
+			}
+		})
+	}
+}

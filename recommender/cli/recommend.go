@@ -46,7 +46,15 @@ type RecommendOptions struct {
 	ScalingFreq                string
 	ScaleUpAheadSeconds        int64
 	HPName, HPNamespace        string
+	// BandQuantile, when > 0, adds the traffic forecast's BandQuantile-quantile to the result
+	// (BandKey): the upper band a Burst portrait of the same autoscaler compares the traffic with.
+	BandQuantile float64
 }
+
+// BandKey is the result ConfigMap's key of the forecast band, read by the manager's Burst
+// generator (executor/hportrait.BandKey): JSON {"quantile": q, "metrics": {"<traffic metric
+// name>": {"<Unix seconds>": the q-quantile of the traffic forecast, …}}}.
+const BandKey = "trafficBand"
 
 // RecommendDeps are the outside world of Recommend.
 type RecommendDeps struct {
@@ -90,6 +98,9 @@ func (o *RecommendOptions) validate() (history, scaling time.Duration, err error
 	}
 	if m := o.REMaxMSEAllowed; m < 0 || math.IsNaN(m) {
 		add("--re-max-mse-allowed %g: must be ≥ 0", m)
+	}
+	if q := o.BandQuantile; q < 0 || q >= 1 || math.IsNaN(q) {
+		add("--burst-band-quantile %g: must be in (0, 1), or 0 for no band", q)
 	}
 	if o.ScaleUpAheadSeconds < 0 {
 		add("--scale-up-ahead-seconds %d: must be ≥ 0", o.ScaleUpAheadSeconds)
@@ -216,6 +227,19 @@ func Recommend(ctx context.Context, o RecommendOptions, d RecommendDeps) (map[st
 	data, err := resultData(points, scalingFreq)
 	if err != nil {
 		return nil, err
+	}
+	if o.BandQuantile > 0 {
+		bands, err := model.PredictBatchQuantile(queries, o.BandQuantile)
+		if err != nil {
+			return nil, fmt.Errorf("forecast the %g quantile of the traffic (--burst-band-quantile): %w", o.BandQuantile, err)
+		}
+		names := make([]string, 0, len(metrics)-2)
+		for i := 2; i < len(metrics); i++ {
+			names = append(names, metrics[i].Name)
+		}
+		if data[BandKey], err = bandData(o.BandQuantile, names, queries, bands, model.Step()); err != nil {
+			return nil, err
+		}
 	}
 	if err := d.Results.WriteResult(ctx, hp, data); err != nil {
 		return nil, fmt.Errorf("write ConfigMap %s/%s: %w", ns, ResultConfigMapName(hp.Name), err)
@@ -361,4 +385,24 @@ func resultData(points []estimator.Point, scalingFreq time.Duration) (map[string
 		"expireTime": last.Add(scalingFreq).UTC().Format(expireTimeLayout),
 		"timeSeries": string(b),
 	}, nil
+}
+
+// bandData is BandKey's JSON: each traffic metric's forecast quantile by Unix seconds.
+func bandData(q float64, names []string, qs []forecast.Query, bands [][]float64, step time.Duration) (string, error) {
+	metrics := make(map[string]map[string]float64, len(names))
+	for i, name := range names {
+		points := make(map[string]float64, len(bands[i]))
+		for k, v := range bands[i] {
+			points[strconv.FormatInt(qs[i].Last.Add(time.Duration(k+1)*step).Unix(), 10)] = max(v, 0)
+		}
+		metrics[name] = points
+	}
+	b, err := json.Marshal(struct {
+		Quantile float64                       `json:"quantile"`
+		Metrics  map[string]map[string]float64 `json:"metrics"`
+	}{q, metrics})
+	if err != nil {
+		return "", fmt.Errorf("encode %s: %w", BandKey, err)
+	}
+	return string(b), nil
 }

@@ -20,7 +20,9 @@ import (
 	"k8s.io/utils/ptr"
 
 	autoscalingv1alpha1 "github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/executor/hportrait"
 	historyv1alpha1 "github.com/kapacitystack/kapacity/historyapi/v1alpha1"
+	"github.com/kapacitystack/kapacity/recommender/burst"
 	"github.com/kapacitystack/kapacity/recommender/forecast"
 )
 
@@ -199,6 +201,49 @@ func TestRecommend(t *testing.T) {
 	}
 }
 
+// TestRecommendWritesTheBand: with --burst-band-quantile the result carries each traffic metric's
+// forecast quantile over the horizon, in the format the manager's Burst generator reads; a higher
+// quantile is an upper band above a lower one.
+func TestRecommendWritesTheBand(t *testing.T) {
+	model := trainTrafficModel(t)
+	now := t0.Add(14*24*time.Hour + 30*time.Second)
+	avg := autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewMilliQuantity(500, resource.DecimalSI)}
+	band := func(q float64) []burst.BandPoint {
+		t.Helper()
+		cl := &fakeCluster{hp: testPortrait(cpuMetric(avg), podsMetric("ready", "kube_pod_status_ready"), podsMetric("qps", "http_requests"))}
+		o := baseOptions(model)
+		o.BandQuantile = q
+		data, err := Recommend(context.Background(), o, RecommendDeps{History: &fakeHistory{}, Portraits: cl, Results: cl, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if BandKey != hportrait.BandKey {
+			t.Fatalf("the job writes %q, the manager reads %q", BandKey, hportrait.BandKey)
+		}
+		points, gotQ, err := hportrait.ParseBand(data[BandKey], "qps")
+		if err != nil || gotQ != q {
+			t.Fatalf("band %s: %v (quantile %v, want %v)", data[BandKey], err, gotQ, q)
+		}
+		return points
+	}
+	upper, lower := band(0.9), band(0.1)
+	if len(upper) != 6 || len(lower) != 6 {
+		t.Fatalf("%d and %d band points, want the 6 of the forecast horizon", len(upper), len(lower))
+	}
+	for i := range upper {
+		if !upper[i].Time.After(now.Add(-time.Hour)) || upper[i].Time.Unix()%3600 != 0 || !upper[i].Time.Equal(lower[i].Time) {
+			t.Errorf("point %d at %s (and %s): want the forecast's hours after now", i, upper[i].Time, lower[i].Time)
+		}
+		if upper[i].Upper < lower[i].Upper || upper[i].Upper < 60 || upper[i].Upper > 200 {
+			t.Errorf("point %d: 0.9 quantile %.1f, 0.1 quantile %.1f; want ordered, around the traffic of 60..140", i, upper[i].Upper, lower[i].Upper)
+		}
+	}
+	cl := &fakeCluster{hp: testPortrait(cpuMetric(avg), podsMetric("ready", "kube_pod_status_ready"), podsMetric("qps", "http_requests"))}
+	if data, err := Recommend(context.Background(), baseOptions(model), RecommendDeps{History: &fakeHistory{}, Portraits: cl, Results: cl, Now: now}); err != nil || data[BandKey] != "" {
+		t.Errorf("without --burst-band-quantile: %v, band %q, want none", err, data[BandKey])
+	}
+}
+
 func TestRecommendErrors(t *testing.T) {
 	model := trainTrafficModel(t)
 	now := t0.Add(14 * 24 * time.Hour)
@@ -216,6 +261,7 @@ func TestRecommendErrors(t *testing.T) {
 		{"bad scaling freq", func(o *RecommendOptions) { o.ScalingFreq = "" }, good, nil, "--scaling-freq is required"},
 		{"scaling freq below model freq", func(o *RecommendOptions) { o.ScalingFreq = "10min" }, good, nil, "shorter than the model's freq"},
 		{"correlation out of range", func(o *RecommendOptions) { o.REMinCorrelationAllowed = 2 }, good, nil, "--re-min-correlation-allowed"},
+		{"band quantile out of range", func(o *RecommendOptions) { o.BandQuantile = 1 }, good, nil, "--burst-band-quantile 1: must be in (0, 1)"},
 		{"missing hp", func(o *RecommendOptions) { o.HPName = "other" }, good, nil, "get HorizontalPortrait default/other"},
 		{"too few metrics", nil, testPortrait(cpuMetric(avg)), nil, "spec.metrics: 1 metrics"},
 		{"first metric not a resource", nil, testPortrait(podsMetric("a", "b"), podsMetric("ready", "r"), podsMetric("qps", "q")), nil, "spec.metrics[0]: type \"Pods\""},

@@ -72,6 +72,7 @@ func NewRecommendCommand() *cobra.Command {
 	f.Float64Var(&o.REMaxMSEAllowed, "re-max-mse-allowed", o.REMaxMSEAllowed, "quality gate: maximum MSE on the 0..100 resource scale")
 	f.StringVar(&o.ScalingFreq, "scaling-freq", "", "resampling frequency of the replica series (max per bucket), e.g. 10min, 1H; ≥ the model's freq")
 	f.Int64Var(&o.ScaleUpAheadSeconds, "scale-up-ahead-seconds", 0, "move scale-up points this much earlier")
+	f.Float64Var(&o.BandQuantile, "burst-band-quantile", 0.9, "also write this quantile of the traffic forecast (key "+BandKey+"): the band a Burst portrait of the same IHPA detects bursts above; 0: none")
 	f.StringVar(&o.HPName, "hp-name", os.Getenv("HP_NAME"), "HorizontalPortrait name (default $HP_NAME)")
 	f.StringVar(&o.HPNamespace, "hp-namespace", os.Getenv("HP_NAMESPACE"), "HorizontalPortrait namespace (default $HP_NAMESPACE)")
 	for _, n := range []string{"tsf-model-path", "re-history-len", "re-time-delta-hours", "scaling-freq"} {

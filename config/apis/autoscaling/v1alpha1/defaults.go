@@ -16,6 +16,10 @@ const (
 	DefaultKubeHPATolerance         = "0.1"
 	DefaultKubeHPACPUInitPeriod     = 5 * time.Minute
 	DefaultKubeHPAReadinessDelay    = 30 * time.Second
+	DefaultBurstSyncPeriod          = 15 * time.Second
+	DefaultBurstSampleInterval      = 15 * time.Second
+	DefaultBurstStartupDelay        = time.Minute
+	DefaultBurstMargin              = "0.1"
 	DefaultAllowedScalingDirection  = ScalingDirectionBoth
 	DefaultPodSorterType            = WorkloadDefaultPodSorterType
 	DefaultPodTrafficControllerType = ReadinessGatePodTrafficControllerType
@@ -33,6 +37,13 @@ func DefaultReplicaProfileBehavior() ReplicaProfileBehavior {
 // DefaultKubeHPAPortraitAlgorithm returns the KubeHPA parameters used when a portrait sets none.
 func DefaultKubeHPAPortraitAlgorithm() KubeHPAPortraitAlgorithm {
 	var a KubeHPAPortraitAlgorithm
+	a.Default()
+	return a
+}
+
+// DefaultBurstPortraitAlgorithm returns the Burst parameters used when a portrait sets none.
+func DefaultBurstPortraitAlgorithm() BurstPortraitAlgorithm {
+	var a BurstPortraitAlgorithm
 	a.Default()
 	return a
 }
@@ -76,6 +87,9 @@ func (s *PortraitSpec) Default() {
 	if s.Algorithm.KubeHPA != nil {
 		s.Algorithm.KubeHPA.Default()
 	}
+	if s.Algorithm.Burst != nil {
+		s.Algorithm.Burst.Default()
+	}
 }
 
 // Default fills unset KubeHPA parameters. Like the API server, it cannot tell an explicit zero
@@ -92,6 +106,23 @@ func (a *KubeHPAPortraitAlgorithm) Default() {
 	}
 	if a.InitialReadinessDelay.Duration == 0 {
 		a.InitialReadinessDelay = metav1.Duration{Duration: DefaultKubeHPAReadinessDelay}
+	}
+}
+
+// Default fills unset Burst parameters. As for KubeHPA, a zero duration counts as unset (it is
+// omitted when the spec is copied, so the API server would default it anyway).
+func (a *BurstPortraitAlgorithm) Default() {
+	if a.SyncPeriod.Duration == 0 {
+		a.SyncPeriod = metav1.Duration{Duration: DefaultBurstSyncPeriod}
+	}
+	if a.SampleInterval.Duration == 0 {
+		a.SampleInterval = metav1.Duration{Duration: DefaultBurstSampleInterval}
+	}
+	if a.StartupDelay.Duration == 0 {
+		a.StartupDelay = metav1.Duration{Duration: DefaultBurstStartupDelay}
+	}
+	if a.Margin == "" {
+		a.Margin = DefaultBurstMargin
 	}
 }
 

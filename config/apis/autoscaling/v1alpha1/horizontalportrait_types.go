@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -43,6 +44,8 @@ type HorizontalPortraitSpec struct {
 }
 
 // PortraitSpec is what a portrait generator needs: the portrait type, its metrics and its algorithm.
+//
+// +kubebuilder:validation:XValidation:rule="self.algorithm.type != 'Burst' || self.portraitType == 'Burst'",message="the Burst algorithm generates Burst portraits only: set portraitType to Burst",fieldPath=".portraitType",reason="FieldValueInvalid"
 type PortraitSpec struct {
 	// PortraitType chooses the generator: Reactive (the Kubernetes HPA algorithm, built in),
 	// Predictive (traffic forecasting), Burst, or a type of an external generator. It becomes part of
@@ -85,8 +88,9 @@ const (
 //
 // +kubebuilder:validation:XValidation:rule="self.type != 'ExternalJob' || has(self.externalJob)",message="externalJob must be set when type is ExternalJob: add externalJob.job and externalJob.resultSource or change type",fieldPath=".externalJob",reason="FieldValueRequired"
 type PortraitAlgorithm struct {
-	// Type is the algorithm: KubeHPA (in process, for Reactive portraits), ExternalJob (a job whose
-	// result is read back), or a type of an external generator.
+	// Type is the algorithm: KubeHPA (in process, for Reactive portraits), Burst (in process, for
+	// Burst portraits), ExternalJob (a job whose result is read back), or a type of an external
+	// generator.
 	// +kubebuilder:validation:MinLength=1
 	Type PortraitAlgorithmType `json:"type"`
 
@@ -97,6 +101,10 @@ type PortraitAlgorithm struct {
 	// KubeHPA configures the KubeHPA algorithm. When unset, the defaults of each field apply.
 	// +optional
 	KubeHPA *KubeHPAPortraitAlgorithm `json:"kubeHPA,omitempty"`
+
+	// Burst configures the Burst algorithm. When unset, the defaults of each field apply.
+	// +optional
+	Burst *BurstPortraitAlgorithm `json:"burst,omitempty"`
 
 	// Config is free-form configuration for the algorithms of external generators.
 	// +optional
@@ -113,6 +121,10 @@ const (
 
 	// KubeHPAPortraitAlgorithmType is the Kubernetes HPA replica calculation.
 	KubeHPAPortraitAlgorithmType PortraitAlgorithmType = "KubeHPA"
+
+	// BurstPortraitAlgorithmType detects traffic bursts from the last few samples of a traffic
+	// metric and scales for the traffic one pod start-up ahead (package recommender/burst).
+	BurstPortraitAlgorithmType PortraitAlgorithmType = "Burst"
 )
 
 // KubeHPAPortraitAlgorithm holds the parameters of the Kubernetes HPA algorithm. They have the meaning of
@@ -141,6 +153,51 @@ type KubeHPAPortraitAlgorithm struct {
 	// +optional
 	// +kubebuilder:default="30s"
 	InitialReadinessDelay metav1.Duration `json:"initialReadinessDelay,omitzero"`
+}
+
+// BurstPortraitAlgorithm holds the parameters of the Burst algorithm. The portrait's first metric is
+// the traffic: an Object, External or Pods metric with an averageValue target (the traffic one pod
+// serves at the target), or a Resource or ContainerResource metric with a utilization or averageValue
+// target. Its recent samples are read from the history API (history.metrics.kapacitystack.io).
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.syncPeriod) || (duration(self.syncPeriod) >= duration('1s') && duration(self.syncPeriod) <= duration('1h'))",message="syncPeriod must be between 1s and 1h, for example 15s",fieldPath=".syncPeriod",reason="FieldValueInvalid"
+// +kubebuilder:validation:XValidation:rule="!has(self.sampleInterval) || (duration(self.sampleInterval) >= duration('1s') && duration(self.sampleInterval) <= duration('10m'))",message="sampleInterval must be between 1s and 10m, for example the traffic metric's scrape interval",fieldPath=".sampleInterval",reason="FieldValueInvalid"
+// +kubebuilder:validation:XValidation:rule="!has(self.startupDelay) || (duration(self.startupDelay) >= duration('1s') && duration(self.startupDelay) <= duration('1h'))",message="startupDelay must be between 1s and 1h, for example the time a new pod takes to become ready",fieldPath=".startupDelay",reason="FieldValueInvalid"
+type BurstPortraitAlgorithm struct {
+	// SyncPeriod is how often the traffic is checked for a burst.
+	// +optional
+	// +kubebuilder:default="15s"
+	SyncPeriod metav1.Duration `json:"syncPeriod,omitzero"`
+
+	// SampleInterval is the spacing of the traffic samples read at each check: the traffic level is
+	// the median of the last three and its growth the Theil–Sen slope of the last five, so one wild
+	// sample moves neither and a burst shows two samples after it starts. About the traffic
+	// metric's scrape interval is right; shorter only repeats samples.
+	// +optional
+	// +kubebuilder:default="15s"
+	SampleInterval metav1.Duration `json:"sampleInterval,omitzero"`
+
+	// StartupDelay is the time a new pod takes to serve. The traffic is projected this far ahead:
+	// a growth that would overload the serving pods before new ones could help is a burst, and the
+	// portrait asks for the pods that the projected traffic needs.
+	// +optional
+	// +kubebuilder:default="1m"
+	StartupDelay metav1.Duration `json:"startupDelay,omitzero"`
+
+	// Margin is how far above the forecast's upper band (a fraction of it, as a decimal string)
+	// the traffic level must be to count as a burst. The band comes from the Predictive portrait of
+	// the same autoscaler, when its job writes one for a traffic metric of the same name.
+	// +optional
+	// +kubebuilder:default="0.1"
+	// +kubebuilder:validation:MaxLength=32
+	Margin string `json:"margin,omitempty"`
+
+	// PodCapacity is the traffic one pod serves at 100 % of its capacity, in the traffic metric's
+	// units, for averageValue targets: the target is then averageValue / podCapacity. Unset, the
+	// averageValue is taken as the capacity. Utilization targets need none: the capacity is the
+	// pods' request of the resource.
+	// +optional
+	PodCapacity *resource.Quantity `json:"podCapacity,omitempty"`
 }
 
 // ExternalJobPortraitAlgorithm runs the algorithm as a job and reads its result back.
@@ -226,6 +283,23 @@ type HorizontalPortraitStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Burst is set by the Burst generator while a burst is under way. It is kept here, not in the
+	// manager's memory, so that a restarted manager carries the burst on.
+	// +optional
+	Burst *BurstStatus `json:"burst,omitempty"`
+}
+
+// BurstStatus is a burst under way.
+type BurstStatus struct {
+	// Since is when the burst was detected.
+	Since metav1.Time `json:"since"`
+
+	// BaselineReplicas are the pods that were serving when the burst was detected. The burst lasts
+	// while the traffic is more than they serve (or above the forecast band), so that the pods it
+	// added are not released while the traffic still needs them.
+	// +kubebuilder:validation:Minimum=0
+	BaselineReplicas int32 `json:"baselineReplicas"`
 }
 
 // HorizontalPortraitData is a generated portrait. The block named by Type must be set.

@@ -6,8 +6,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -228,6 +230,9 @@ func (p *HorizontalPortrait) Validate() field.ErrorList {
 	if p.Status.PortraitData != nil {
 		errs = append(errs, p.Status.PortraitData.Validate(field.NewPath("status", "portraitData"))...)
 	}
+	if b := p.Status.Burst; b != nil {
+		errs = append(errs, validateNonNegative(int64(b.BaselineReplicas), field.NewPath("status", "burst", "baselineReplicas"))...)
+	}
 	return errs
 }
 
@@ -250,6 +255,9 @@ func (s *PortraitSpec) validate(path *field.Path) field.ErrorList {
 	errs = append(errs, validateMaxLength(s.ExternalGeneratorName, MaxNameLength, path.Child("externalGeneratorName"))...)
 	errs = append(errs, validateMetrics(s.Metrics, path.Child("metrics"))...)
 	errs = append(errs, validateAlgorithm(&s.Algorithm, path.Child("algorithm"))...)
+	if s.Algorithm.Type == BurstPortraitAlgorithmType && s.PortraitType != "" && s.PortraitType != BurstPortraitType {
+		errs = append(errs, field.Invalid(tp, s.PortraitType, "the Burst algorithm generates Burst portraits only: set portraitType to Burst"))
+	}
 	return errs
 }
 
@@ -317,6 +325,9 @@ func validateAlgorithm(a *PortraitAlgorithm, path *field.Path) field.ErrorList {
 			errs = append(errs, field.Required(jp.Child("resultSource", "type"), "set the result source type, for example ConfigMap"))
 		}
 	}
+	if b := a.Burst; b != nil {
+		errs = append(errs, b.validate(path.Child("burst"))...)
+	}
 	if k := a.KubeHPA; k != nil {
 		kp := path.Child("kubeHPA")
 		if k.SyncPeriod.Duration < 0 {
@@ -335,6 +346,38 @@ func validateAlgorithm(a *PortraitAlgorithm, path *field.Path) field.ErrorList {
 		if k.InitialReadinessDelay.Duration < 0 {
 			errs = append(errs, field.Invalid(kp.Child("initialReadinessDelay"), k.InitialReadinessDelay.Duration.String(), "must not be negative, for example 30s"))
 		}
+	}
+	return errs
+}
+
+// Bounds of the Burst parameters, as the CRD's CEL rules state them.
+const (
+	minBurstPeriod         = time.Second
+	maxBurstSyncPeriod     = time.Hour
+	maxBurstSampleInterval = 10 * time.Minute
+	maxBurstStartupDelay   = time.Hour
+)
+
+// validate checks the Burst parameters; a zero duration is unset (defaulted).
+func (b *BurstPortraitAlgorithm) validate(path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	within := func(d metav1.Duration, lo, hi time.Duration, name, example string) {
+		if d.Duration != 0 && (d.Duration < lo || d.Duration > hi) {
+			errs = append(errs, field.Invalid(path.Child(name), d.Duration.String(), fmt.Sprintf("must be between %s and %s, for example %s", lo, hi, example)))
+		}
+	}
+	within(b.SyncPeriod, minBurstPeriod, maxBurstSyncPeriod, "syncPeriod", "15s")
+	within(b.SampleInterval, minBurstPeriod, maxBurstSampleInterval, "sampleInterval", "the traffic metric's scrape interval")
+	within(b.StartupDelay, minBurstPeriod, maxBurstStartupDelay, "startupDelay", "the time a new pod takes to become ready")
+	if len(b.Margin) > MaxToleranceLength {
+		errs = append(errs, field.TooLong(path.Child("margin"), "", MaxToleranceLength))
+	} else if b.Margin != "" {
+		if m, err := strconv.ParseFloat(b.Margin, 64); err != nil || m < 0 || math.IsNaN(m) || math.IsInf(m, 0) {
+			errs = append(errs, field.Invalid(path.Child("margin"), b.Margin, "must be a non-negative decimal number in a string, for example \"0.1\""))
+		}
+	}
+	if c := b.PodCapacity; c != nil && c.Sign() <= 0 {
+		errs = append(errs, field.Invalid(path.Child("podCapacity"), c.String(), "must be positive: the traffic one pod serves at 100 %"))
 	}
 	return errs
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -384,6 +385,43 @@ func TestHorizontalPortraitValidate(t *testing.T) {
 			want: []wantErr{
 				{field.ErrorTypeRequired, "spec.algorithm.externalJob.job.cronJob", "add cronJob.template"},
 				{field.ErrorTypeRequired, "spec.algorithm.externalJob.resultSource.type", "ConfigMap"},
+			},
+		},
+		{
+			name: "burst with defaults and a burst under way",
+			mutate: func(p *HorizontalPortrait) {
+				p.Spec.PortraitType, p.Spec.ExternalGeneratorName = BurstPortraitType, ""
+				p.Spec.Algorithm = PortraitAlgorithm{Type: BurstPortraitAlgorithmType}
+				p.Status.Burst = &BurstStatus{Since: metav1.Unix(100, 0), BaselineReplicas: 3}
+			},
+		},
+		{
+			name: "burst algorithm for another portrait type",
+			mutate: func(p *HorizontalPortrait) {
+				p.Spec.Algorithm = PortraitAlgorithm{Type: BurstPortraitAlgorithmType}
+			},
+			want: []wantErr{{field.ErrorTypeInvalid, "spec.portraitType", "set portraitType to Burst"}},
+		},
+		{
+			name: "burst parameters out of bounds",
+			mutate: func(p *HorizontalPortrait) {
+				p.Spec.PortraitType = BurstPortraitType
+				p.Spec.Algorithm = PortraitAlgorithm{Type: BurstPortraitAlgorithmType, Burst: &BurstPortraitAlgorithm{
+					SyncPeriod:     metav1.Duration{Duration: 2 * time.Hour},
+					SampleInterval: metav1.Duration{Duration: time.Millisecond},
+					StartupDelay:   metav1.Duration{Duration: -time.Second},
+					Margin:         "-0.1",
+					PodCapacity:    ptr(resource.MustParse("0")),
+				}}
+				p.Status.Burst = &BurstStatus{BaselineReplicas: -1}
+			},
+			want: []wantErr{
+				{field.ErrorTypeInvalid, "spec.algorithm.burst.syncPeriod", "between 1s and 1h0m0s"},
+				{field.ErrorTypeInvalid, "spec.algorithm.burst.sampleInterval", "scrape interval"},
+				{field.ErrorTypeInvalid, "spec.algorithm.burst.startupDelay", "time a new pod takes"},
+				{field.ErrorTypeInvalid, "spec.algorithm.burst.margin", "non-negative decimal"},
+				{field.ErrorTypeInvalid, "spec.algorithm.burst.podCapacity", "must be positive"},
+				{field.ErrorTypeInvalid, "status.burst.baselineReplicas", ""},
 			},
 		},
 	}

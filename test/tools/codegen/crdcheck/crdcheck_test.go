@@ -175,6 +175,31 @@ spec:
 	}
 }
 
+// TestBurstDefaultsAreApplied: an empty burst block gets the documented defaults, and a full one is
+// accepted.
+func TestBurstDefaultsAreApplied(t *testing.T) {
+	crds := loadCRDs(t)
+	obj := decode(t, []byte(`
+apiVersion: autoscaling.kapacitystack.io/v1alpha1
+kind: IntelligentHorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 10
+  portraitProviders:
+  - {type: Static, priority: 0, static: {replicas: 1}}
+`+burstProvider("Burst", "{}")+burstProvider("Burst", "{syncPeriod: 5s, sampleInterval: 2s, startupDelay: 30s, margin: '0.2', podCapacity: '12'}")))
+	if errs, _ := crds["IntelligentHorizontalPodAutoscaler"].admit(t, obj, nil); len(errs) > 0 {
+		t.Fatal(errs.ToAggregate())
+	}
+	out, _ := yaml.Marshal(obj["spec"].(map[string]any)["portraitProviders"].([]any)[1])
+	want := "burst:\n      margin: \"0.1\"\n      sampleInterval: 15s\n      startupDelay: 1m\n      syncPeriod: 15s\n"
+	if !strings.Contains(string(out), want) {
+		t.Errorf("defaulted provider:\n%s\nwant it to contain:\n%s", out, want)
+	}
+}
+
 func TestCELRulesRejectMistakes(t *testing.T) {
 	crds := loadCRDs(t)
 	const ihpa = `
@@ -276,6 +301,26 @@ status:
 `,
 			wantField: "status.portraitData.timeSeries.timeSeries", wantMsg: "timeSeries must be sorted by timestamp",
 		},
+		{
+			name: "burst sample interval too short", kind: "IntelligentHorizontalPodAutoscaler",
+			doc:       ihpa + burstProvider("Burst", "{sampleInterval: 100ms}"),
+			wantField: "spec.portraitProviders[1].dynamic.algorithm.burst.sampleInterval", wantMsg: "between 1s and 10m",
+		},
+		{
+			name: "burst sync period too long", kind: "IntelligentHorizontalPodAutoscaler",
+			doc:       ihpa + burstProvider("Burst", "{syncPeriod: 2h}"),
+			wantField: "spec.portraitProviders[1].dynamic.algorithm.burst.syncPeriod", wantMsg: "between 1s and 1h",
+		},
+		{
+			name: "burst start-up delay of zero", kind: "IntelligentHorizontalPodAutoscaler",
+			doc:       ihpa + burstProvider("Burst", "{startupDelay: 0s}"),
+			wantField: "spec.portraitProviders[1].dynamic.algorithm.burst.startupDelay", wantMsg: "between 1s and 1h",
+		},
+		{
+			name: "burst algorithm for a reactive portrait", kind: "IntelligentHorizontalPodAutoscaler",
+			doc:       ihpa + burstProvider("Reactive", "{}"),
+			wantField: "spec.portraitProviders[1].dynamic.portraitType", wantMsg: "set portraitType to Burst",
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -289,6 +334,22 @@ status:
 			}
 		})
 	}
+}
+
+// burstProvider is YAML for a Dynamic provider of portraitType with the Burst algorithm and its
+// burst block, appended to the providers of an IHPA document.
+func burstProvider(portraitType, block string) string {
+	return `  - type: Dynamic
+    priority: 0
+    dynamic:
+      portraitType: ` + portraitType + `
+      metrics:
+      - type: External
+        external:
+          metric: {name: requests_per_second}
+          target: {type: AverageValue, averageValue: "10"}
+      algorithm: {type: Burst, burst: ` + block + `}
+`
 }
 
 // cronProviders is YAML for n Cron providers of perProvider rules each, appended to the providers
