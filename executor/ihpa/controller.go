@@ -33,6 +33,7 @@ import (
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
 	"github.com/kapacitystack/kapacity/executor/gray"
 	"github.com/kapacitystack/kapacity/executor/hportrait"
+	"github.com/kapacitystack/kapacity/executor/metrics"
 	"github.com/kapacitystack/kapacity/executor/portrait"
 	"github.com/kapacitystack/kapacity/executor/requeue"
 	"github.com/kapacitystack/kapacity/executor/workload"
@@ -76,6 +77,8 @@ type Reconciler struct {
 	Metrics hportrait.MetricsClient
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Exporter publishes what the autoscaler thinks as Prometheus metrics; nil: none.
+	Exporter *metrics.Exporter
 }
 
 // SetupWithManager registers the controller.
@@ -108,6 +111,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	ihpa := &v1alpha1.IntelligentHorizontalPodAutoscaler{}
 	if err := r.Client.Get(ctx, req.NamespacedName, ihpa); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.Exporter.ForgetIHPA(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("getting autoscaler: %w", err)
@@ -118,6 +122,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, r.removeFinalizer(ctx, ihpa)
 	}
 	original := ihpa.Status.DeepCopy()
+	defer r.Exporter.ObserveIHPA(ihpa) // the status as this reconcile leaves it
 	ihpa.Spec.Default()
 	now := r.now()
 
@@ -143,6 +148,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		candidates = append(candidates, portrait.Candidate{Priority: p.Priority, Evaluation: ev})
 	}
 	merged := portrait.Merge(candidates, now)
+	r.Exporter.ObserveProviders(ihpa, candidates)
 	requeue := until(merged.NextChange, now)
 	if merged.Value == nil {
 		// The workload keeps its replicas; the next window, expiry or portrait wakes us up.
