@@ -172,3 +172,22 @@ func TestQueriesParse(t *testing.T) {
 		t.Fatalf("promtool check rules: %v\n%s\n%s", err, out, b.String())
 	}
 }
+
+// TestChartCopiesAreCurrent: the Helm chart cannot read files outside its folder, so it holds
+// copies of the dashboard and the rules; they must be these files, byte for byte.
+func TestChartCopiesAreCurrent(t *testing.T) {
+	for _, name := range []string{"kapacity-dashboard.json", "kapacity-rules.yaml"} {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copyPath := filepath.Join("..", "helm", "kapacity", "files", "monitoring", name)
+		dst, err := os.ReadFile(copyPath)
+		if err != nil {
+			t.Fatalf("the chart's copy: %v", err)
+		}
+		if string(src) != string(dst) {
+			t.Errorf("%s differs from deploy/monitoring/%s: cp deploy/monitoring/%s %s", copyPath, name, name, copyPath)
+		}
+	}
+}
