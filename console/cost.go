@@ -18,6 +18,7 @@ import (
 var CostWindows = map[string]struct {
 	Span, Step time.Duration
 }{
+	"1h": {time.Hour, time.Minute},
 	"1d": {24 * time.Hour, 5 * time.Minute},
 	"7d": {7 * 24 * time.Hour, 30 * time.Minute},
 }
@@ -73,11 +74,11 @@ type ForecastError struct {
 func (c *Cluster) ComputeCost(ctx context.Context, o *Objects, window string, now time.Time) (*Cost, error) {
 	w, ok := CostWindows[window]
 	if !ok {
-		return nil, fmt.Errorf("window %q: choose 1d or 7d", window)
+		return nil, fmt.Errorf("window %q: choose 1h, 1d or 7d", window)
 	}
 	ihpa := o.IHPA.DeepCopy()
 	ihpa.Spec.Default()
-	to := now.Truncate(w.Step)
+	to := now.Truncate(historyEndRounding)
 	cost := &Cost{Window: window, From: to.Add(-w.Span), To: to, Step: w.Step}
 	if o.Workload == nil {
 		return nil, fmt.Errorf("the workload cannot be read: %s", o.Errors[PartWorkload])
@@ -98,34 +99,40 @@ func (c *Cluster) ComputeCost(ctx context.Context, o *Objects, window string, no
 		"the HPA is kube-controller-manager's default: 10% tolerance, 15 s sync, 5-minute scale-down stabilization",
 		"while pods were overloaded their CPU was capped by their limits, so the demand (and the HPA's cost) can be underestimated")
 
-	// Measured: replica-hours, minutes over target, and the demand trace for the replay.
-	values := make([]float64, len(hist.Times))
-	measured, last := 0, math.NaN()
+	// Compare over the span the history covers, from its first measurement to its last: the
+	// replay must not invent demand where nothing was measured.
+	first, last := -1, -1
 	for i := range hist.Times {
 		if !math.IsNaN(hist.CPU[i]) {
-			last = hist.CPU[i]
-		}
-		values[i] = last
-	}
-	first := math.NaN()
-	for _, v := range values {
-		if !math.IsNaN(v) {
-			first = v
-			break
+			if first < 0 {
+				first = i
+			}
+			last = i
 		}
 	}
-	if math.IsNaN(first) {
+	if first < 0 {
 		return nil, fmt.Errorf("the history API has no CPU sample of %s/%s's pods from %s to %s", ihpa.Namespace, o.Workload.Name,
 			cost.From.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
 	}
-	for i := range values {
-		if math.IsNaN(values[i]) {
-			values[i] = first
-		}
+	if last == first {
+		return nil, fmt.Errorf("one measurement so far (at %s): the comparison needs two, wait %s", hist.Times[first].UTC().Format(time.RFC3339), w.Step)
 	}
+	if first > 0 {
+		cost.Warnings = append(cost.Warnings, fmt.Sprintf("the history starts at %s, %s into the window (the workload is younger, or the metrics backend keeps less): both figures cover %s to %s only",
+			hist.Times[first].UTC().Format(time.RFC3339), hist.Times[first].Sub(cost.From).Round(time.Minute), hist.Times[first].UTC().Format(time.RFC3339), hist.Times[last].UTC().Format(time.RFC3339)))
+	}
+	cost.From, cost.To = hist.Times[first], hist.Times[last]
+	values := make([]float64, 0, last-first+1)
+	measured := 0
 	stepHours := w.Step.Hours()
-	for i := 1; i < len(hist.Times); i++ {
-		if math.IsNaN(hist.Pods[i]) {
+	for i := first; i <= last; i++ {
+		v := hist.CPU[i]
+		if math.IsNaN(v) {
+			v = values[len(values)-1] // a gap holds the last measured demand
+		}
+		values = append(values, v)
+		// The replay scores the steps after the first; so does the measurement.
+		if i == first || math.IsNaN(hist.Pods[i]) {
 			continue
 		}
 		measured++
@@ -134,15 +141,15 @@ func (c *Cluster) ComputeCost(ctx context.Context, o *Objects, window string, no
 			cost.MinutesOverTarget += w.Step.Minutes()
 		}
 	}
-	cost.Coverage = float64(measured) / float64(max(1, len(hist.Times)-1))
+	cost.Coverage = float64(measured) / float64(last-first)
 	if cost.Coverage < minCoverage {
-		cost.Warnings = append(cost.Warnings, fmt.Sprintf("only %.0f%% of the window's steps have a measurement (history older than the metrics backend's retention, or the workload is younger): the actual replica-hours count the measured steps only, the HPA's the whole window", 100*cost.Coverage))
+		cost.Warnings = append(cost.Warnings, fmt.Sprintf("only %.0f%% of the steps between the first and the last measurement have one: the measured replica-hours miss the gaps, the HPA's hold the last demand through them", 100*cost.Coverage))
 	}
 	wl := replay.Workload{PodCapacity: request, CPUTarget: target, StartupDelay: assumedStartupDelay,
 		MinReplicas: int(max(1, ihpa.Spec.MinReplicas)), MaxReplicas: int(max(1, ihpa.Spec.MaxReplicas, ihpa.Spec.MinReplicas))}
 	cost.Workload = &wl
 	cfg := replay.Config{Workload: wl, HPA: replay.DefaultHPAConfig(), Policies: []string{replay.PolicyHPA}}
-	rep, err := replay.Run(ctx, replay.Trace{Name: ihpa.Namespace + "/" + ihpa.Name, Start: cost.From, Step: w.Step, Values: values}, cfg)
+	rep, err := replay.Run(ctx, replay.Trace{Name: ihpa.Namespace + "/" + ihpa.Name, Start: hist.Times[first], Step: w.Step, Values: values}, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("replaying the native HPA: %w", err)
 	}
@@ -156,7 +163,9 @@ func (c *Cluster) ComputeCost(ctx context.Context, o *Objects, window string, no
 	if cost.HPAReplicaHours > 0 {
 		cost.SavedPercent = 100 * cost.Saved / cost.HPAReplicaHours
 	}
-	cost.Series = append(cost.Series, hist.series("actual pods (measured)", "actual"))
+	measuredPods := hist.series("actual pods (measured)", "actual")
+	measuredPods.Points = measuredPods.Points[first : last+1]
+	cost.Series = append(cost.Series, measuredPods)
 	for _, p := range rep.Chart.Policies {
 		s := Series{Name: p.Name + " (replayed)", Class: p.Name, Steps: true}
 		for i, t := range rep.Chart.Times {

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
 )
@@ -27,6 +28,8 @@ const (
 	costTTL         = time.Minute
 	trafficSpan     = 24 * time.Hour
 	trafficStep     = 5 * time.Minute
+	// historyEndRounding is how history ranges end: at now, to the 10 seconds.
+	historyEndRounding = 10 * time.Second
 )
 
 // userClusters gives each request a Cluster acting with its user's credentials.
@@ -141,14 +144,14 @@ func objectKey(r *http.Request) (types.NamespacedName, error) {
 	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }
 
-// windowParam reads the cost window: 1d (default) or 7d.
+// windowParam reads the cost window: 1h, 1d (default) or 7d.
 func windowParam(r *http.Request) (string, error) {
 	w := r.URL.Query().Get("window")
 	if w == "" {
 		return "1d", nil
 	}
 	if _, ok := CostWindows[w]; !ok {
-		return "", badRequest("window %q: choose 1d or 7d", truncate(w, 20))
+		return "", badRequest("window %q: choose 1h, 1d or 7d", truncate(w, 20))
 	}
 	return w, nil
 }
@@ -193,7 +196,8 @@ func (s *Server) detail(ctx context.Context, r *http.Request) (*Detail, error) {
 	now := s.opts.Now()
 	var actual *Series
 	if o.Workload != nil && c.History != nil {
-		to := now.Truncate(timelineStep)
+		// Ending now (not on the last whole step): a workload younger than a step still shows.
+		to := now.Truncate(historyEndRounding)
 		h, err := c.podHistory(ctx, key.Namespace, o.Workload.Selector, to.Add(-timelinePast), to, timelineStep)
 		if err != nil {
 			o.Errors[PartHistory] = err.Error()
@@ -212,7 +216,7 @@ func (s *Server) detail(ctx context.Context, r *http.Request) (*Detail, error) {
 		if hp == nil {
 			continue
 		}
-		to := now.Truncate(trafficStep)
+		to := now.Truncate(historyEndRounding)
 		tr, err := c.traffic(ctx, hp, to.Add(-trafficSpan), to, trafficStep)
 		if err != nil {
 			d.Errors[PartTraffic] = err.Error()
@@ -284,12 +288,17 @@ func statusOf(err error) int {
 
 func writeJSON(w http.ResponseWriter, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
+	code := http.StatusOK
 	if err != nil {
-		w.WriteHeader(statusOf(err))
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
-		return
+		code, v = statusOf(err), map[string]string{"error": err.Error()}
 	}
-	_ = json.NewEncoder(w).Encode(v)
+	b, merr := json.Marshal(v)
+	if merr != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"error":"encoding the answer failed"}`)
+		klog.ErrorS(merr, "console: encoding an answer")
+	}
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 func (s *Server) listAPI(w http.ResponseWriter, r *http.Request) {

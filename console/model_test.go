@@ -240,8 +240,17 @@ func TestComputeCost(t *testing.T) {
 	if !strings.Contains(strings.Join(cost.Assumptions, "\n"), "40% CPU utilisation, the Reactive portrait's target") {
 		t.Errorf("assumptions %v do not name the Reactive target", cost.Assumptions)
 	}
-	if cost.Coverage > 0.51 || len(cost.Warnings) == 0 || cost.MinutesOverTarget == 0 {
-		t.Errorf("coverage %v warnings %v minutes over target %v: want half measured, a warning, and 50%% > 40%% counted", cost.Coverage, cost.Warnings, cost.MinutesOverTarget)
+	// Both figures cover the measured half day only: no demand is invented before the workload.
+	// At 40 %, the 0.1 cores need ceil(0.1 / (0.1 × 0.4)) = 3 pods of the HPA.
+	if want := 2 * 144 * 5.0 / 60; math.Abs(cost.ActualReplicaHours-want) > 1e-9 || math.Abs(cost.HPAReplicaHours-1.5*want) > 0.1*want {
+		t.Errorf("replica-hours measured %v, HPA %v: want %v and 1.5 times that, over the measured span", cost.ActualReplicaHours, cost.HPAReplicaHours, want)
+	}
+	if !strings.Contains(strings.Join(cost.Warnings, "\n"), "12h0m0s into the window") || cost.MinutesOverTarget != 12*60 {
+		t.Errorf("warnings %v, minutes over target %v: want the late start said and 50%% > 40%% counted for 12 h", cost.Warnings, cost.MinutesOverTarget)
+	}
+	c.History = fakeHistory{pods: func(i int) int { return 2 * min(1, max(0, i-287)) }, cpu: 0.05}
+	if _, err := c.ComputeCost(context.Background(), o, "1d", t0); err == nil || !strings.Contains(err.Error(), "needs two") {
+		t.Errorf("a single measurement: %v, want an error saying two are needed", err)
 	}
 
 	if _, err := c.ComputeCost(context.Background(), &Objects{IHPA: ihpa, Errors: map[string]string{}, Workload: &Workload{Selector: sel}}, "1d", t0); err == nil ||

@@ -31,10 +31,12 @@ import (
 
 // Bounds of what a request may ask.
 const (
-	maxQueryBytes     = 512
-	maxHeaderBytes    = 16 << 10
-	requestTimeout    = 60 * time.Second
-	tokenCookie       = "kapacity-console-token"
+	maxQueryBytes  = 512
+	maxHeaderBytes = 16 << 10
+	requestTimeout = 60 * time.Second
+	// tokenCookiePrefix + the port names the token cookie: cookies are not separated by port,
+	// so two consoles on one host (two kubeconfigs) must not overwrite each other's.
+	tokenCookiePrefix = "kapacity-console-token-"
 	tokenParam        = "token"
 	maxRefreshSeconds = 3600
 )
@@ -67,6 +69,7 @@ type Options struct {
 type Server struct {
 	opts    Options
 	token   string
+	cookie  string // the token cookie's name
 	srv     *http.Server
 	ln      net.Listener
 	done    chan error
@@ -118,6 +121,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("console: listening on %s: %w", opts.Address, err)
 	}
 	port := strconv.Itoa(s.ln.Addr().(*net.TCPAddr).Port)
+	s.cookie = tokenCookiePrefix + port
 	s.allowed = map[string]bool{s.ln.Addr().String(): true, "localhost:" + port: true, "127.0.0.1:" + port: true, "[::1]:" + port: true}
 	for _, h := range opts.AllowedHosts {
 		s.allowed[strings.ToLower(h)] = true
@@ -223,14 +227,14 @@ func (s *Server) guard(next http.Handler) http.Handler {
 					return
 				}
 				// Keep the token in a cookie only this origin sends, and drop it from the URL.
-				http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: s.token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+				http.SetCookie(w, &http.Cookie{Name: s.cookie, Value: s.token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 				q := r.URL.Query()
 				q.Del(tokenParam)
 				u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
 				http.Redirect(w, r, u.String(), http.StatusSeeOther)
 				return
 			}
-			c, err := r.Cookie(tokenCookie)
+			c, err := r.Cookie(s.cookie)
 			if err != nil || !s.tokenOK(c.Value) {
 				http.Error(w, "no console token: open the URL `kapacity console` printed (it carries a token made at start)", http.StatusUnauthorized)
 				return

@@ -59,7 +59,7 @@ func get(t *testing.T, url string, header map[string]string) (*http.Response, st
 func TestGuard(t *testing.T) {
 	s := startTestServer(t, Options{})
 	base := "http://" + s.Addr()
-	cookie := tokenCookie + "=" + s.token
+	cookie := s.cookie + "=" + s.token
 	for _, tc := range []struct {
 		name     string
 		method   string
@@ -70,13 +70,13 @@ func TestGuard(t *testing.T) {
 	}{
 		{name: "no token", path: "/", wantCode: http.StatusUnauthorized, wantBody: "open the URL"},
 		{name: "wrong token", path: "/?token=nope", wantCode: http.StatusUnauthorized, wantBody: "wrong console token"},
-		{name: "wrong cookie", path: "/api/v1/ihpas", header: map[string]string{"Cookie": tokenCookie + "=x"}, wantCode: http.StatusUnauthorized},
+		{name: "wrong cookie", path: "/api/v1/ihpas", header: map[string]string{"Cookie": s.cookie + "=x"}, wantCode: http.StatusUnauthorized},
 		{name: "the printed URL sets the cookie and drops the token", path: "/?token=" + s.token, wantCode: http.StatusSeeOther},
 		{name: "DNS rebinding: a foreign Host", path: "/", header: map[string]string{"Host": "evil.example:80", "Cookie": cookie}, wantCode: http.StatusMisdirectedRequest, wantBody: "not this console's address"},
 		{name: "read-only", method: http.MethodPost, path: "/", header: map[string]string{"Cookie": cookie}, wantCode: http.StatusMethodNotAllowed},
 		{name: "query bounded", path: "/?x=" + strings.Repeat("a", maxQueryBytes), header: map[string]string{"Cookie": cookie}, wantCode: http.StatusRequestURITooLong, wantBody: "the limit is 512"},
 		{name: "namespace validated", path: "/api/v1/namespaces/Not_A_Namespace/ihpas/x", header: map[string]string{"Cookie": cookie}, wantCode: http.StatusBadRequest, wantBody: "namespace"},
-		{name: "window validated", path: "/api/v1/namespaces/ns/ihpas/x/cost?window=1y", header: map[string]string{"Cookie": cookie}, wantCode: http.StatusBadRequest, wantBody: "choose 1d or 7d"},
+		{name: "window validated", path: "/api/v1/namespaces/ns/ihpas/x/cost?window=1y", header: map[string]string{"Cookie": cookie}, wantCode: http.StatusBadRequest, wantBody: "choose 1h, 1d or 7d"},
 		{name: "stylesheet served", path: "/static/console.css", header: map[string]string{"Cookie": cookie}, wantCode: http.StatusOK, wantBody: "svg .merged"},
 		{name: "health without token", path: "/healthz", wantCode: http.StatusOK},
 		{name: "localhost on the same port", path: "/healthz", header: map[string]string{"Host": "localhost:" + s.Addr()[strings.LastIndex(s.Addr(), ":")+1:]}, wantCode: http.StatusOK},

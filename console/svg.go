@@ -15,6 +15,19 @@ type Point struct {
 	V float64   `json:"v"`
 }
 
+// MarshalJSON writes a gap (NaN) as null: JSON has no NaN.
+func (p Point) MarshalJSON() ([]byte, error) {
+	v := "null"
+	if !math.IsNaN(p.V) && !math.IsInf(p.V, 0) {
+		v = strconv.FormatFloat(p.V, 'g', -1, 64)
+	}
+	t, err := p.T.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return []byte(`{"t":` + string(t) + `,"v":` + v + `}`), nil
+}
+
 // Series is one line of a chart.
 type Series struct {
 	Name string `json:"name"`
@@ -44,7 +57,7 @@ const (
 	plotW                    = chartW - padLeft - padRight
 	plotH                    = chartH - padTop - padBottom
 	maxPointsPerSeries       = 4000
-	legendSpacing            = 150.0
+	legendSpacing            = 170.0
 	legendY                  = chartH - 8
 	timeTicks                = 6
 	valueTicks               = 5
@@ -143,12 +156,10 @@ func RenderSVG(c Chart) template.HTML {
 				}
 				fmt.Fprintf(&d, "L%s %s", svgNum(px), svgNum(py))
 			}
-			if s.Steps && (j == len(pts)-1 || pts[j+1].T.After(c.To)) {
-				end := c.To
-				if j+1 < len(pts) {
-					end = minTime(pts[j+1].T, c.To)
-				}
-				fmt.Fprintf(&d, "H%s", svgNum(x(end)))
+			// A step holds until the next point; the last one ends where the data ends (a
+			// measurement says nothing about the future).
+			if s.Steps && j+1 < len(pts) && pts[j+1].T.After(c.To) {
+				fmt.Fprintf(&d, "H%s", svgNum(x(c.To)))
 			}
 		}
 		class := s.Class
@@ -160,13 +171,13 @@ func RenderSVG(c Chart) template.HTML {
 			lastAttr = ` data-last="` + formatValue(last) + `"`
 		}
 		fmt.Fprintf(&b, `<path class="line %s" d="%s" data-series="%s"%s/>`, esc(class), d.String(), esc(s.Name), lastAttr)
-		lx := padLeft + legendSpacing*float64(i%5)
-		ly := legendY - 14*float64(1-i/5)
-		if len(series) <= 5 {
+		lx := padLeft + legendSpacing*float64(i%4)
+		ly := legendY - 14*float64(1-min(i/4, 1))
+		if len(series) <= 4 {
 			ly = legendY
 		}
 		fmt.Fprintf(&b, `<line class="line %s" x1="%s" x2="%s" y1="%s" y2="%s"/><text class="legend" x="%s" y="%s">%s</text>`,
-			esc(class), svgNum(lx), svgNum(lx+18), svgNum(ly-4), svgNum(ly-4), svgNum(lx+22), svgNum(ly), esc(truncate(s.Name, 22)))
+			esc(class), svgNum(lx), svgNum(lx+18), svgNum(ly-4), svgNum(ly-4), svgNum(lx+22), svgNum(ly), esc(truncate(s.Name, 26)))
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
@@ -205,11 +216,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -70,5 +71,15 @@ func TestRenderSVG(t *testing.T) {
 	d = d[:strings.Index(d, `"`)]
 	if n := strings.Count(d, "M"); n != 2 {
 		t.Errorf("path %q has %d segments, want 2 around the gap", d, n)
+	}
+}
+
+func TestPointJSONWritesGapsAsNull(t *testing.T) {
+	b, err := json.Marshal(Series{Name: "pods", Points: []Point{{T: time.Unix(0, 0).UTC(), V: math.NaN()}, {T: time.Unix(60, 0).UTC(), V: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"name":"pods","points":[{"t":"1970-01-01T00:00:00Z","v":null},{"t":"1970-01-01T00:01:00Z","v":2}]}`; string(b) != want {
+		t.Errorf("got %s, want %s", b, want)
 	}
 }
