@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +178,35 @@ func TestForwardedTokenMode(t *testing.T) {
 	}
 	if len(seen) == 0 {
 		t.Fatal("no API call")
+	}
+}
+
+func TestStartForDemo(t *testing.T) {
+	api := httptest.NewServer(http.NotFoundHandler())
+	defer api.Close()
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: demo, cluster: {server: "`+api.URL+`"}}]
+users: [{name: admin, user: {token: t}}]
+contexts: [{name: demo, context: {cluster: demo, user: admin, namespace: demo}}]
+current-context: demo
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := StartForDemo(ctx, kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(s.URL(), "http://127.0.0.1:") || !strings.Contains(s.URL(), "?token=") {
+		t.Errorf("URL %s: want a loopback address with a token", s.URL())
+	}
+	if got := s.users.local.Namespaces; len(got) != 1 || got[0] != "demo" {
+		t.Errorf("namespaces to try %v, want the context's demo", got)
+	}
+	cancel()
+	if err := s.Wait(); err != nil {
+		t.Errorf("stopping with its context: %v", err)
 	}
 }
