@@ -282,7 +282,7 @@ func timeline(ihpa *v1alpha1.IntelligentHorizontalPodAutoscaler, portraits map[s
 		out[i] = Series{Name: fmt.Sprintf("%d %s", i, id), Class: "s" + strconv.Itoa(i%6), Steps: true}
 	}
 	merged := &out[len(providers)]
-	*merged = Series{Name: "merged (min/max applied)", Class: "merged", Steps: true}
+	*merged = Series{Name: "merged result", Class: "merged", Steps: true}
 	for t := from; !t.After(to); t = t.Add(step) {
 		candidates := make([]portrait.Candidate, len(providers))
 		for i := range providers {

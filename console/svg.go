@@ -140,6 +140,7 @@ func RenderSVG(c Chart) template.HTML {
 		var d strings.Builder
 		pen := false
 		last := math.NaN()
+		var lastX, lastY float64
 		for j, p := range pts {
 			if p.T.Before(c.From) || p.T.After(c.To) || math.IsNaN(p.V) || math.IsInf(p.V, 0) {
 				pen = false
@@ -147,6 +148,7 @@ func RenderSVG(c Chart) template.HTML {
 			}
 			last = p.V
 			px, py := x(p.T), y(p.V)
+			lastX, lastY = px, py
 			if !pen {
 				fmt.Fprintf(&d, "M%s %s", svgNum(px), svgNum(py))
 				pen = true
@@ -171,6 +173,10 @@ func RenderSVG(c Chart) template.HTML {
 			lastAttr = ` data-last="` + formatValue(last) + `"`
 		}
 		fmt.Fprintf(&b, `<path class="line %s" d="%s" data-series="%s"%s/>`, esc(class), d.String(), esc(s.Name), lastAttr)
+		if !math.IsNaN(last) {
+			// The latest value, visible even when it is the only one.
+			fmt.Fprintf(&b, `<circle class="line %s" cx="%s" cy="%s" r="2.5"/>`, esc(class), svgNum(lastX), svgNum(lastY))
+		}
 		lx := padLeft + legendSpacing*float64(i%4)
 		ly := legendY - 14*float64(1-min(i/4, 1))
 		if len(series) <= 4 {
