@@ -43,7 +43,7 @@ var funcs = template.FuncMap{
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return "—"
 		}
-		return strconv.FormatFloat(v, 'f', 1, 64)
+		return strconv.FormatFloat(v, 'f', 2, 64)
 	},
 	"pct":    func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) + "%" },
 	"mul100": func(v float64) float64 { return 100 * v },

@@ -65,6 +65,8 @@ const (
 	svgNumberPrecision       = 1
 	maxSeriesPerChart        = 12
 	chartTimeLayoutShort     = "15:04"
+	chartTimeLayoutSeconds   = "15:04:05"
+	shortSpanThreshold       = 10 * time.Minute
 	chartTimeLayoutLong      = "Jan 2 15:04"
 	longSpanThreshold        = 36 * time.Hour
 	minimumValueRangeCeiling = 1.0
@@ -116,6 +118,9 @@ func RenderSVG(c Chart) template.HTML {
 		fmt.Fprintf(&b, `<text class="tick" x="%s" y="%s" text-anchor="end">%s</text>`, svgNum(padLeft-6), svgNum(y(v)+4), formatValue(v))
 	}
 	layout := chartTimeLayoutShort
+	if span < shortSpanThreshold {
+		layout = chartTimeLayoutSeconds
+	}
 	if span > longSpanThreshold {
 		layout = chartTimeLayoutLong
 	}

@@ -197,8 +197,8 @@ func TestConsole(t *testing.T) {
 			t.Errorf("measured %v replica-hours over %v h (coverage %v), want 2 to 3 pods' worth", cost.ActualReplicaHours, span, cost.Coverage)
 		}
 		b := browser.open(t, "http://"+admin.Addr()+"/ihpas/"+nsA+"/web/cost?window=1h", "#cost-chart svg")
-		b.expectText(t, `[data-field=actualReplicaHours]`, strconv.FormatFloat(cost.ActualReplicaHours, 'f', 1, 64))
-		b.expectText(t, `[data-field=hpaReplicaHours]`, strconv.FormatFloat(cost.HPAReplicaHours, 'f', 1, 64))
+		b.expectText(t, `[data-field=actualReplicaHours]`, strconv.FormatFloat(cost.ActualReplicaHours, 'f', 2, 64))
+		b.expectText(t, `[data-field=hpaReplicaHours]`, strconv.FormatFloat(cost.HPAReplicaHours, 'f', 2, 64))
 		if s := b.text(t, `[data-field=assumptions]`); !strings.Contains(s, "60% CPU utilisation (assumed") {
 			t.Errorf("assumptions %q do not say the target was assumed", s)
 		}
