@@ -210,3 +210,21 @@ current-context: demo
 		t.Errorf("stopping with its context: %v", err)
 	}
 }
+
+func TestPagesRefreshThemselves(t *testing.T) {
+	p, err := newPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		refresh time.Duration
+		want    bool
+	}{{30 * time.Second, true}, {0, false}} {
+		s := &Server{opts: Options{Refresh: tc.refresh}, pages: p}
+		rec := httptest.NewRecorder()
+		s.render(rec, "list", "t", &ListData{}, nil)
+		if got := strings.Contains(rec.Body.String(), `<meta http-equiv="refresh" content="30">`); got != tc.want {
+			t.Errorf("refresh %s: meta refresh present %v, want %v", tc.refresh, got, tc.want)
+		}
+	}
+}
