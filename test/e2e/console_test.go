@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -251,7 +253,98 @@ func TestConsole(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	// The manager's metrics about the same IHPAs (dashboards and alerts read them); those of a
+	// deleted IHPA go with it.
+	t.Run("manager metrics", func(t *testing.T) {
+		scrape := managerScraper(ctx, t, nsA)
+		poll.Until(ctx, t, time.Minute, "kapacity_ihpa_* of "+nsA+"/web", func(ctx context.Context) (string, bool, error) {
+			body, err := scrape(ctx)
+			if err != nil {
+				return err.Error(), false, nil
+			}
+			want := []string{
+				`kapacity_ihpa_replicas{name="web",namespace="` + nsA + `",state="online"} 3`,
+				`kapacity_ihpa_provider_replicas{index="0",name="web",namespace="` + nsA + `",provider="Static"} 3`,
+				`kapacity_ihpa_desired_replicas{name="web",namespace="` + nsA + `"} 3`,
+				`kapacity_ihpa_scaling_active{name="web",namespace="` + nsA + `"} 1`,
+			}
+			var missing []string
+			for _, w := range want {
+				if !strings.Contains(body, w) {
+					missing = append(missing, w)
+				}
+			}
+			if strings.Contains(body, `provider="Cron"`) {
+				missing = append(missing, "no series for the Cron provider, which offers nothing")
+			}
+			if !strings.Contains(body, `kapacity_ihpa_replicas{name="web",namespace="`+nsB+`",state="online"} 3`) {
+				missing = append(missing, nsB+"/web's online replicas (before it is deleted)")
+			}
+			return fmt.Sprintf("missing %v", missing), len(missing) == 0, nil
+		})
+		if err := crClient.Delete(ctx, &v1alpha1.IntelligentHorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Namespace: nsB, Name: "web"}}); err != nil {
+			t.Fatal(err)
+		}
+		poll.Until(ctx, t, time.Minute, "no kapacity_ihpa_* of the deleted "+nsB+"/web", func(ctx context.Context) (string, bool, error) {
+			body, err := scrape(ctx)
+			if err != nil {
+				return err.Error(), false, nil
+			}
+			left := 0
+			for _, line := range strings.Split(body, "\n") {
+				if strings.HasPrefix(line, "kapacity_ihpa_") && strings.Contains(line, `namespace="`+nsB+`"`) {
+					left++
+				}
+			}
+			return fmt.Sprintf("%d series left", left), left == 0, nil
+		})
+	})
 	t.Logf("screenshots and latency in %s", artifacts)
+}
+
+// managerScraper returns a function reading the manager's /metrics as a ServiceAccount of ns bound
+// to the metrics-reader ClusterRole (the endpoint authenticates and authorizes its callers).
+func managerScraper(ctx context.Context, t *testing.T, ns string) func(context.Context) (string, error) {
+	t.Helper()
+	m := useManager(t)
+	reader := readerRole(t)
+	if _, err := kube.RbacV1().ClusterRoles().Create(ctx, reader, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	if _, err := kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "scraper"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "console-metrics-" + ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: reader.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "scraper", Namespace: ns}}}
+	if _, err := kube.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = kube.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+	})
+	token := saToken(ctx, t, ns, "scraper", nil)
+	httpClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		// The endpoint's certificate is self-signed; the test reads what it serves.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec
+	}}
+	return func(ctx context.Context) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+m.MetricsAddr+"/metrics", nil)
+		if err != nil {
+			return "", err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("/metrics: %d %.200s", resp.StatusCode, body)
+		}
+		return string(body), err
+	}
 }
 
 func artifactsDir(t *testing.T) string {
