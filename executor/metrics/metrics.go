@@ -71,8 +71,8 @@ func New(reg prometheus.Registerer) (*Exporter, error) {
 	e := &Exporter{
 		providerReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kapacity_ihpa_provider_replicas",
-			Help: "Replicas each portrait provider of an IHPA offers now (index: position in spec.portraitProviders; provider: Static, Cron or Dynamic-<type>). Absent while the provider has no valid value.",
-		}, []string{"namespace", "name", "index", "provider"}),
+			Help: "Replicas each portrait provider of an IHPA offers now, by provider (Static, Cron or Dynamic-<type>) and priority. Absent while the provider has no valid value.",
+		}, []string{"namespace", "name", "provider", "priority"}),
 		portraitReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kapacity_ihpa_portrait_replicas",
 			Help: "Replicas of the merged portrait value in effect (status.currentPortraitValue), before min/max capping.",
@@ -160,18 +160,19 @@ func objectLabels(ns, name string) prometheus.Labels {
 	return prometheus.Labels{"namespace": ns, "name": name}
 }
 
-// ObserveProviders records each provider's offer, as the IHPA controller evaluated them (one
-// candidate per spec.portraitProviders entry, in order).
+// ObserveProviders records each provider's offer, as the IHPA controller evaluated them. A series
+// is named by the provider's identifier and priority (providers of the same kind and priority,
+// which the validating webhook refuses for crons, would share one).
 func (e *Exporter) ObserveProviders(ihpa *v1alpha1.IntelligentHorizontalPodAutoscaler, candidates []portrait.Candidate) {
 	if e == nil {
 		return
 	}
 	e.providerReplicas.DeletePartialMatch(objectLabels(ihpa.Namespace, ihpa.Name))
-	for i, c := range candidates {
+	for _, c := range candidates {
 		if c.Value == nil || (c.Value.ExpireTime != nil && !c.Value.ExpireTime.IsZero() && !e.now().Before(c.Value.ExpireTime.Time)) {
 			continue
 		}
-		e.providerReplicas.WithLabelValues(ihpa.Namespace, ihpa.Name, strconv.Itoa(i), c.Value.Provider).Set(float64(c.Value.Replicas))
+		e.providerReplicas.WithLabelValues(ihpa.Namespace, ihpa.Name, c.Value.Provider, strconv.Itoa(int(c.Priority))).Set(float64(c.Value.Replicas))
 	}
 }
 

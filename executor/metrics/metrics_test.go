@@ -143,8 +143,8 @@ func TestProvidersAndForget(t *testing.T) {
 	})
 	e.ObserveIHPA(ihpa)
 	want := `
-kapacity_ihpa_provider_replicas{index="0",name="web",namespace="shop",provider="Static"} 2
-kapacity_ihpa_provider_replicas{index="3",name="web",namespace="shop",provider="Dynamic-Reactive"} 4
+kapacity_ihpa_provider_replicas{name="web",namespace="shop",priority="0",provider="Dynamic-Reactive"} 4
+kapacity_ihpa_provider_replicas{name="web",namespace="shop",priority="1",provider="Static"} 2
 `
 	if got := samples(t, reg, "kapacity_ihpa_provider_replicas"); got != strings.TrimSpace(want) {
 		t.Errorf("got\n%s\nwant\n%s", got, strings.TrimSpace(want))

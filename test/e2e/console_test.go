@@ -264,7 +264,7 @@ func TestConsole(t *testing.T) {
 			}
 			want := []string{
 				`kapacity_ihpa_replicas{name="web",namespace="` + nsA + `",state="online"} 3`,
-				`kapacity_ihpa_provider_replicas{index="0",name="web",namespace="` + nsA + `",provider="Static"} 3`,
+				`kapacity_ihpa_provider_replicas{name="web",namespace="` + nsA + `",priority="1",provider="Static"} 3`,
 				`kapacity_ihpa_desired_replicas{name="web",namespace="` + nsA + `"} 3`,
 				`kapacity_ihpa_scaling_active{name="web",namespace="` + nsA + `"} 1`,
 			}
