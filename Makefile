@@ -18,7 +18,7 @@ KUBE_LDFLAGS := -s -w \
 	-X k8s.io/client-go/pkg/version.gitMajor=1 \
 	-X k8s.io/client-go/pkg/version.gitMinor=35
 KUBE_TOOLS := $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kubectl
-TOOLS := $(KUBE_TOOLS) $(BIN)/etcd $(BIN)/kwok $(BIN)/prometheus $(BIN)/promtool $(BIN)/protoc $(BIN)/victoria-metrics
+TOOLS := $(KUBE_TOOLS) $(BIN)/etcd $(BIN)/kwok $(BIN)/prometheus $(BIN)/promtool $(BIN)/protoc $(BIN)/victoria-metrics $(BIN)/chromium
 # Only the root module's packages; the tool modules under test/tools are not ours to test.
 UNIT_PACKAGES = $(shell $(GO) list ./... | grep -v '/test/')
 E2E_TIMEOUT ?= 30m
@@ -59,6 +59,7 @@ test: ## Everything CI checks: lint, generated files current, unit and end-to-en
 	@$(call timed,lint,$(MAKE) --no-print-directory lint)
 	@$(call timed,verify-generate,$(MAKE) --no-print-directory verify-generate)
 	@$(call timed,test-unit,$(MAKE) --no-print-directory test-unit)
+	@$(call timed,test-monitoring,$(MAKE) --no-print-directory test-monitoring)
 	@$(call timed,fuzz,$(MAKE) --no-print-directory fuzz)
 	@$(call timed,test-e2e,$(MAKE) --no-print-directory test-e2e)
 	@$(call timed,test-e2e-vm,$(MAKE) --no-print-directory test-e2e-vm)
@@ -68,6 +69,12 @@ test-unit: ## Unit tests (no cluster), including the API server's own checks of 
 	$(GO) test -count=1 $(UNIT_PACKAGES)
 	cd test/tools/codegen && $(GO) test -count=1 ./crdcheck
 	cd test/tools/image && $(GO) test -count=1 ./...
+
+.PHONY: test-monitoring
+test-monitoring: $(BIN)/promtool ## Alert rules checked and unit-tested by promtool; dashboard queries parsed
+	$(BIN)/promtool check rules deploy/monitoring/kapacity-rules.yaml
+	cd deploy/monitoring && $(BIN)/promtool test rules kapacity-rules_test.yaml
+	PROMTOOL=$(BIN)/promtool $(GO) test -count=1 ./deploy/monitoring/
 
 .PHONY: fuzz
 fuzz: ## Every fuzz target for FUZZTIME (20s) each, from the corpora checked in under testdata/fuzz
@@ -166,6 +173,18 @@ $(BIN)/victoria-metrics:
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends victoria-metrics >/dev/null; \
 	fi
 	ln -sf "$$(command -v victoria-metrics)" $(BIN)/victoria-metrics
+
+# Chromium from Debian's package, for the console's browser tests (chromedp drives it; no driver
+# binary is needed).
+$(BIN)/chromium:
+	@mkdir -p $(BIN)
+	@if ! command -v chromium >/dev/null; then \
+		echo "installing Debian's chromium package"; \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; \
+	fi
+	ln -sf "$$(command -v chromium)" $(BIN)/chromium
 
 # protoc for the gRPC code, from Debian's protobuf-compiler (the generated headers name its version),
 # and libprotobuf-dev for the well-known types' .proto files (google/protobuf/duration.proto), which

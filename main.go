@@ -15,6 +15,7 @@ import (
 	"k8s.io/klog/v2"
 
 	adapterserver "github.com/kapacitystack/kapacity/adapter/server"
+	"github.com/kapacitystack/kapacity/console"
 	"github.com/kapacitystack/kapacity/executor/manager"
 	"github.com/kapacitystack/kapacity/localcluster/demo"
 	"github.com/kapacitystack/kapacity/recommender/cli"
@@ -68,7 +69,7 @@ func newRootCommand() *cobra.Command {
 		}
 	}
 	inGroup(groupComponents, adapterserver.NewCommand(), manager.NewCommand(), cli.NewRecommendCommand())
-	inGroup(groupModel, cli.NewTrainCommand(), cli.NewForecastCommand(), cli.NewReplayCommand())
+	inGroup(groupModel, cli.NewTrainCommand(), cli.NewForecastCommand(), cli.NewReplayCommand(), console.NewCommand())
 	inGroup(groupDeveloper, demo.NewCommand())
 	root.AddCommand(newVersionCommand())
 	return root

@@ -18,6 +18,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "help groups the components apart from the tools", args: []string{"--help"},
 			wantOutput: "Components (what a cluster runs):\n  adapter"},
 		{name: "the demo is a try-it-out command", args: []string{"--help"}, wantOutput: "Trying it out:\n  demo"},
+		{name: "the console is a tool", args: []string{"--help"}, wantOutput: "console "},
 		{name: "version flag", args: []string{"--version"}, wantOutput: "kapacity dev (commit unknown, go"},
 		{name: "verbosity flag", args: []string{"-v=2", "version"}, wantOutput: "kapacity dev"},
 		{name: "unknown subcommand", args: []string{"bogus"}, wantErr: `unknown command "bogus" for "kapacity"`},

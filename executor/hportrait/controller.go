@@ -39,6 +39,7 @@ import (
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
 	"github.com/kapacitystack/kapacity/executor/algorithmjob"
+	"github.com/kapacitystack/kapacity/executor/metrics"
 	"github.com/kapacitystack/kapacity/executor/replicacalc"
 	"github.com/kapacitystack/kapacity/executor/workload"
 )
@@ -71,6 +72,8 @@ type Reconciler struct {
 	History TrafficHistory
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Exporter publishes portraits' values and generation outcomes as Prometheus metrics; nil: none.
+	Exporter *metrics.Exporter
 }
 
 // SetupWithManager registers the controller.
@@ -94,6 +97,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	hp := &v1alpha1.HorizontalPortrait{}
 	if err := r.Client.Get(ctx, req.NamespacedName, hp); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.Exporter.ForgetPortrait(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("getting HorizontalPortrait: %w", err)
@@ -106,6 +110,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 	original := hp.Status.DeepCopy()
+	defer r.Exporter.ObservePortrait(hp) // the status as this reconcile leaves it
 	hp.Spec.PortraitSpec.Default()
 	if hp.Spec.Algorithm.Type == v1alpha1.ExternalJobPortraitAlgorithmType {
 		// Event-driven: the result ConfigMap's changes enqueue the portrait.

@@ -39,6 +39,7 @@ import (
 	"github.com/kapacitystack/kapacity/config/portrait"
 	"github.com/kapacitystack/kapacity/executor/gray"
 	"github.com/kapacitystack/kapacity/executor/hportrait"
+	"github.com/kapacitystack/kapacity/executor/metrics"
 	"github.com/kapacitystack/kapacity/executor/podstate"
 	"github.com/kapacitystack/kapacity/executor/requeue"
 	"github.com/kapacitystack/kapacity/executor/workload"
@@ -82,6 +83,8 @@ type Reconciler struct {
 	Metrics hportrait.MetricsClient
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Exporter publishes what the autoscaler thinks as Prometheus metrics; nil: none.
+	Exporter *metrics.Exporter
 }
 
 // SetupWithManager registers the controller.
@@ -114,6 +117,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	ihpa := &v1alpha1.IntelligentHorizontalPodAutoscaler{}
 	if err := r.Client.Get(ctx, req.NamespacedName, ihpa); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.Exporter.ForgetIHPA(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("getting autoscaler: %w", err)
@@ -124,6 +128,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, r.removeFinalizer(ctx, ihpa)
 	}
 	original := ihpa.Status.DeepCopy()
+	defer r.Exporter.ObserveIHPA(ihpa) // the status as this reconcile leaves it
 	ihpa.Spec.Default()
 	now := r.now()
 
@@ -136,6 +141,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	candidates, broken := r.evaluateProviders(ctx, ihpa, now)
 	brokenMsg := r.reportProviders(ihpa, broken)
 	merged := portrait.Merge(candidates, now)
+	r.Exporter.ObserveProviders(ihpa, candidates)
 	requeue := until(merged.NextChange, now)
 	if len(broken) > 0 && (requeue == 0 || requeue > providerRetryInterval) {
 		requeue = providerRetryInterval

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -37,6 +38,7 @@ import (
 	"github.com/kapacitystack/kapacity/executor/algorithmjob"
 	"github.com/kapacitystack/kapacity/executor/hportrait"
 	"github.com/kapacitystack/kapacity/executor/ihpa"
+	kmetrics "github.com/kapacitystack/kapacity/executor/metrics"
 	"github.com/kapacitystack/kapacity/executor/replicaprofile"
 	"github.com/kapacitystack/kapacity/executor/standby"
 	"github.com/kapacitystack/kapacity/executor/webhook"
@@ -277,9 +279,14 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// What the autoscaler thinks, on the manager's /metrics (dashboards and alerts in deploy/monitoring).
+	exporter, err := kmetrics.New(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	if err := (&ihpa.Reconciler{
 		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scaler: scaler, Metrics: metrics,
-		Recorder: mgr.GetEventRecorder(ihpa.ControllerName),
+		Recorder: mgr.GetEventRecorder(ihpa.ControllerName), Exporter: exporter,
 	}).SetupWithManager(mgr, o.ReconcileConcurrency); err != nil {
 		return fmt.Errorf("setting up the IHPA controller: %w", err)
 	}
@@ -291,7 +298,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err := (&hportrait.Reconciler{
 		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scaler: scaler, Metrics: metrics, History: history, Jobs: o.AlgorithmJobs,
 		Access:   &algorithmjob.Access{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(), ServiceAccount: o.AlgorithmJobs.ServiceAccount},
-		Recorder: mgr.GetEventRecorder(hportrait.ControllerName),
+		Recorder: mgr.GetEventRecorder(hportrait.ControllerName), Exporter: exporter,
 	}).SetupWithManager(mgr, o.ReconcileConcurrency); err != nil {
 		return fmt.Errorf("setting up the HorizontalPortrait controller: %w", err)
 	}
