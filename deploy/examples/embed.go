@@ -1,6 +1,7 @@
-// Package examples holds the manifests users copy: Kapacity's quick-start samples (quickstart/,
+// Package examples holds what users copy: Kapacity's quick-start samples (quickstart/,
 // applied unchanged by its users, so the tests and the demo read them from here), and the examples
-// of this project (training configs, an HPA on predicted replicas).
+// of this project: Kubernetes manifests at the top (an HPA on predicted replicas) and training
+// configs in training/.
 package examples
 
 import (

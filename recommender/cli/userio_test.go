@@ -321,7 +321,7 @@ func TestExampleTrainingConfigs(t *testing.T) {
 		days int
 	}{{"train-hourly.yaml", time.Hour, 28}, {"train-5min.yaml", 5 * time.Minute, 15}} {
 		t.Run(tc.file, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "examples", tc.file))
+			raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "examples", "training", tc.file))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -57,6 +57,21 @@ func TestExecutorSurvivesSIGKILL(t *testing.T) {
 	emulateKubeletReadiness(ctx, t, ns)
 	binary := buildKapacity(t)
 	createNginx(ctx, t, ns, chaosHigh)
+	// The pod webhook fails open: pods the StatefulSet creates while the manager stops would lack
+	// the readiness gate, and such pods are never cut off. Stop it once every pod has the gate.
+	poll.Until(ctx, t, time.Minute, fmt.Sprintf("%d pods with the readiness gate", chaosHigh), func(ctx context.Context) (string, bool, error) {
+		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=nginx"})
+		if err != nil {
+			return err.Error(), false, nil
+		}
+		gated := 0
+		for i := range pods.Items {
+			if hasOnlineGate(&pods.Items[i]) {
+				gated++
+			}
+		}
+		return fmt.Sprintf("%d pods, %d gated", len(pods.Items), gated), gated == chaosHigh, nil
+	})
 
 	m.Stop()
 	seed := time.Now().UnixNano()
