@@ -76,30 +76,26 @@ func FeedHistory(ctx context.Context, bed *localcluster.Cluster, client kubernet
 		ingresses = append(ingresses, sim.Ingress{Namespace: ns, Name: NginxIngress, Traffic: h.Traffic, Origin: h.Start})
 	}
 	driverDone := make(chan struct{})
-	stop = func() {
+	go followTraffic(liveCtx, pods, h.Traffic, h.Namespaces, driverDone)
+	stopAll := func() {
 		_ = bed.RemoveScrapeTarget(predictivePodsTarget)
 		_ = bed.RemoveScrapeTarget(predictiveIngressTarget)
 		stopLive()
 		<-driverDone
 	}
+	defer func() {
+		if err != nil {
+			stopAll()
+		}
+	}()
 	podsAddr, err := pods.Serve(liveCtx)
 	if err != nil {
-		close(driverDone)
-		stop()
 		return nil, err
 	}
 	ingressAddr, err := sim.ServeIngresses(liveCtx, ingresses...)
 	if err != nil {
-		close(driverDone)
-		stop()
 		return nil, err
 	}
-	go followTraffic(liveCtx, pods, h.Traffic, h.Namespaces, driverDone)
-	defer func() {
-		if err != nil {
-			stop()
-		}
-	}()
 
 	var histories []sim.History
 	for _, ns := range h.Namespaces {
@@ -123,7 +119,7 @@ func FeedHistory(ctx context.Context, bed *localcluster.Cluster, client kubernet
 			return nil, err
 		}
 	}
-	return stop, nil
+	return stopAll, nil
 }
 
 // followTraffic sets the simulator's traffic of every namespace at each minute boundary until ctx
