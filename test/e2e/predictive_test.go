@@ -65,8 +65,8 @@ type predictiveWorkload struct {
 // TestPredictiveScalesAheadOfRise is the end-to-end test of the predictive recommender (issue 6),
 // on Kapacity's predictive quick-start (2.2.1.3): Prometheus is backfilled with 3 days of traffic,
 // CPU and readiness of two StatefulSets "nginx"; `kapacity train` learns the traffic from the
-// history API; `kapacity recommend` runs for each portrait, once from the CronJob the manager
-// created for the sample IHPA (its container command line, run in this process as the job's pod
+// history API; `kapacity recommend` runs for each portrait, once in a Job created from the CronJob
+// the manager made for the sample IHPA (its container run by stack.JobRunner, as the job's pod
 // would run it) and once in process with the sample's flags; each HorizontalPortrait gets a
 // replica time series that rises before the traffic does; and the sample IHPA, and separately a
 // native HPA on kapacity_predicted_replicas, scale their workload up before the traffic rises.
