@@ -29,9 +29,12 @@ func NewCommand() *cobra.Command {
 and Prometheus on 127.0.0.1, then the Kapacity adapter registered for the three metrics APIs, a
 sample Deployment with simulated traffic scaled by a native HPA on a custom metric, the Kapacity
 manager (executor) and a sample IHPA that scales a second Deployment up on a cron window and down
-in gray steps. It prints how to reach everything and runs until interrupted. On Ctrl-C every
-process is stopped and every file removed. The control-plane binaries come from ` + "`make tools`" + `
-(bin/).`,
+in gray steps. It prints how to reach everything, then sets up the predictive quick-start: it
+backfills 3 days of synthetic seasonal traffic into Prometheus, trains the forecaster (printing
+each epoch), creates the predictive sample IHPA and runs its algorithm job at once, so that its
+StatefulSet is scaled up before its traffic rises (every 10 minutes). It runs until
+interrupted. On Ctrl-C every process is stopped and every file removed. The control-plane binaries
+come from ` + "`make tools`" + ` (bin/).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -91,6 +94,11 @@ func Run(ctx context.Context, out io.Writer, opts localcluster.Options) error {
 		return err
 	}
 	defer stopStandIn()
+	consoleURL, stopConsole, err := startConsole(ctx, bed)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
 
 	fmt.Fprintf(out, `
 Cluster up in %s. In another shell:
@@ -118,10 +126,23 @@ its cron window every 10 minutes) scales Deployment demo/batch from 1 to 5 repli
   kubectl describe ihpa -n demo batch
 
 Prometheus: %s
-Files and logs: %s
+%sFiles and logs: %s
 
-Press Ctrl-C to stop and clean up.
-`, time.Since(began).Round(time.Millisecond), bed.Kubeconfig, filepath.Clean(bed.BinDir), bed.PrometheusURL, bed.Dir)
+Setting up the predictive sample (about a minute)…
+`, time.Since(began).Round(time.Millisecond), bed.Kubeconfig, filepath.Clean(bed.BinDir), bed.PrometheusURL, consoleLine(consoleURL), bed.Dir)
+
+	pred, err := startPredictive(ctx, bed, out)
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(out, "\nStopping the cluster…")
+			return nil
+		}
+		return fmt.Errorf("setting up the predictive sample: %w", err)
+	}
+	defer pred.stop()
+	fmt.Fprintf(out, "\n%s\nThe demo's training took %s; the first predictive result was in the HorizontalPortrait %s after the start.\n"+
+		"Press Ctrl-C to stop and clean up.\n", pred.instructions(), pred.training.Round(100*time.Millisecond),
+		pred.firstResult.Sub(began).Round(time.Second))
 
 	ticker := time.NewTicker(5 * time.Second)
 	defer ticker.Stop()

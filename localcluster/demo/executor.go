@@ -10,11 +10,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
-	"github.com/kapacitystack/kapacity/executor/manager"
 	"github.com/kapacitystack/kapacity/localcluster"
 	"github.com/kapacitystack/kapacity/localcluster/stack"
 )
@@ -88,13 +86,9 @@ func startExecutorSample(ctx context.Context, bed *localcluster.Cluster) (stop f
 	if err != nil {
 		return nil, fmt.Errorf("creating service %s/batch: %w", Namespace, err)
 	}
-	scheme, err := manager.Scheme()
+	c, err := newClient(bed)
 	if err != nil {
 		return nil, err
-	}
-	c, err := client.New(bed.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, fmt.Errorf("creating a client for the IHPA: %w", err)
 	}
 	ihpa := &v1alpha1.IntelligentHorizontalPodAutoscaler{}
 	if err := yaml.UnmarshalStrict([]byte(batchIHPA), ihpa); err != nil {

@@ -11,18 +11,21 @@ import (
 )
 
 // Traffic is a synthetic request rate with a daily pattern: a daily envelope (quiet nights, busy
-// afternoons) over an hourly cycle that rises from Low to High at the minute of Rise every hour
-// and falls back after Busy, like the periodic client of Kapacity's predictive quick-start, plus a
-// small per-minute jitter. It is constant within each minute and a pure function of time, so that
+// afternoons) over a cycle (an hour, or Period) that rises from Low to High at the minute of Rise
+// every cycle and falls back after Busy, like the periodic client of Kapacity's predictive
+// quick-start, plus a small per-minute jitter. It is constant within each minute and a pure function of time, so that
 // backfilled history, live traffic and an ingress controller's request counter all agree.
 type Traffic struct {
 	// Low and High are the requests/s outside and inside the busy part of each hour, at the
 	// daily mean.
 	Low, High float64
-	// Rise is one instant the traffic rises; the busy part of every hour starts at its minute.
+	// Rise is one instant the traffic rises; the busy part of every cycle starts at its minute.
 	Rise time.Time
-	// Busy is how long the busy part lasts, less than an hour.
+	// Busy is how long the busy part lasts, less than the cycle.
 	Busy time.Duration
+	// Period is the cycle, a whole number of minutes dividing a day (so that the day before
+	// repeats it, as a daily season expects); zero means an hour.
+	Period time.Duration
 	// DailySwing is the relative amplitude of the daily envelope, which peaks at 14:00 UTC.
 	DailySwing float64
 	// Jitter is the relative amplitude of the per-minute noise; Seed picks the noise.
@@ -33,12 +36,8 @@ type Traffic struct {
 // At is the request rate during the minute that holds t.
 func (p Traffic) At(t time.Time) float64 {
 	m := t.Truncate(time.Minute)
-	sinceRise := m.Sub(p.Rise.Truncate(time.Minute)) % time.Hour
-	if sinceRise < 0 {
-		sinceRise += time.Hour
-	}
 	level := p.Low
-	if sinceRise < p.Busy {
+	if p.IsBusy(m) {
 		level = p.High
 	}
 	day := float64(m.UTC().Sub(m.UTC().Truncate(24*time.Hour))) / float64(24*time.Hour)
@@ -46,13 +45,36 @@ func (p Traffic) At(t time.Time) float64 {
 	return level * envelope * (1 + p.Jitter*noise(p.Seed, m.Unix()/60))
 }
 
-// IsBusy tells whether t is in the busy part of its hour.
+// IsBusy tells whether t is in the busy part of its cycle.
 func (p Traffic) IsBusy(t time.Time) bool {
-	sinceRise := t.Truncate(time.Minute).Sub(p.Rise.Truncate(time.Minute)) % time.Hour
+	period := p.cycle()
+	sinceRise := t.Truncate(time.Minute).Sub(p.Rise.Truncate(time.Minute)) % period
 	if sinceRise < 0 {
-		sinceRise += time.Hour
+		sinceRise += period
 	}
 	return sinceRise < p.Busy
+}
+
+// NextRise is the first instant at or after t when the traffic rises.
+func (p Traffic) NextRise(t time.Time) time.Time {
+	period := p.cycle()
+	rise := p.Rise.Truncate(time.Minute)
+	since := t.Sub(rise) % period
+	if since < 0 {
+		since += period
+	}
+	if since == 0 {
+		return t
+	}
+	return t.Add(period - since)
+}
+
+// cycle is Period, or an hour when it is not set.
+func (p Traffic) cycle() time.Duration {
+	if p.Period <= 0 {
+		return time.Hour
+	}
+	return p.Period
 }
 
 // Requests is the number of requests served from origin to t: the value at t of a request counter

@@ -26,8 +26,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -525,30 +523,6 @@ func serviceAccountConfig(ctx context.Context, t *testing.T, ns, name string, po
 	cfg := rest.AnonymousClientConfig(bed.Config)
 	cfg.BearerToken = saToken(ctx, t, ns, name, pod)
 	return cfg
-}
-
-// serviceAccountKubeconfig writes a kubeconfig of ServiceAccount ns/name's token, for commands
-// run as a job's pod would run them.
-func serviceAccountKubeconfig(ctx context.Context, t *testing.T, ns, name string) string {
-	t.Helper()
-	cfg := serviceAccountConfig(ctx, t, ns, name, nil)
-	ca := cfg.CAData
-	if len(ca) == 0 && cfg.CAFile != "" {
-		var err error
-		if ca, err = os.ReadFile(cfg.CAFile); err != nil {
-			t.Fatal(err)
-		}
-	}
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["bed"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: ca}
-	kc.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
-	kc.Contexts["job"] = &clientcmdapi.Context{Cluster: "bed", AuthInfo: name, Namespace: ns}
-	kc.CurrentContext = "job"
-	path := filepath.Join(t.TempDir(), "job.kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // readerRole is the kapacity-manager-metrics-reader ClusterRole of deploy/manager/rbac.yaml.

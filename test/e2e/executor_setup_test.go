@@ -11,13 +11,10 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -83,38 +80,11 @@ func emulateKubelet(ctx context.Context, t *testing.T, ns string, sync stack.Pod
 }
 
 // createNginx creates the quick-start's workload: StatefulSet "nginx" (pods labelled for the
-// readiness gate) and Service "nginx", and waits for the pods.
+// readiness gate) and Service "nginx".
 func createNginx(ctx context.Context, t *testing.T, ns string, replicas int32) {
 	t.Helper()
-	podLabels := map[string]string{"app": "nginx", v1alpha1.InjectReadinessGateLabelKey: "true"}
-	_, err := kube.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{
-		ObjectMeta: metav1.ObjectMeta{Name: "nginx"},
-		Spec: appsv1.StatefulSetSpec{
-			Replicas:            ptr.To(replicas),
-			ServiceName:         "nginx",
-			PodManagementPolicy: appsv1.ParallelPodManagement,
-			Selector:            &metav1.LabelSelector{MatchLabels: map[string]string{"app": "nginx"}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: "nginx", Image: "nginx", Ports: []corev1.ContainerPort{{ContainerPort: 80, Name: "web"}},
-					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}},
-				}}},
-			},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating statefulset: %v", err)
-	}
-	_, err = kube.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "nginx"},
-		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": "nginx"},
-			Ports:    []corev1.ServicePort{{Name: "web", Port: 80, TargetPort: intstr.FromString("web")}},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating service: %v", err)
+	if err := stack.CreateNginx(ctx, kube, ns, replicas); err != nil {
+		t.Fatal(err)
 	}
 }
 

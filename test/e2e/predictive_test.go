@@ -6,25 +6,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 	"github.com/spf13/cobra"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,80 +31,28 @@ import (
 	historyv1alpha1 "github.com/kapacitystack/kapacity/historyapi/v1alpha1"
 	"github.com/kapacitystack/kapacity/localcluster"
 	"github.com/kapacitystack/kapacity/localcluster/sim"
+	"github.com/kapacitystack/kapacity/localcluster/stack"
 	"github.com/kapacitystack/kapacity/recommender/cli"
 	"github.com/kapacitystack/kapacity/test/poll"
 )
 
 // The predictive test's workloads: StatefulSet "nginx" behind Ingress "nginx-server" (the
-// quick-start's), whose traffic follows a sim.Traffic. Each ready pod uses predictiveCPUPerRequest
-// core-seconds per request, so the sample's per-pod target of 1m CPU is met with one pod per 10
-// requests/s.
+// quick-start's), whose traffic follows a sim.Traffic; each ready pod uses
+// stack.NginxCPUPerRequest core-seconds per request, so the sample's per-pod target of 1m CPU is
+// met with one pod per 10 requests/s.
 const (
-	predictiveCPUPerRequest = 1e-4
 	// predictiveLead bounds when the traffic rises: 4 to 5 minutes after the test starts, on the
 	// minute. The set-up (backfill, Prometheus loading the blocks within about a minute, training,
 	// two recommender runs) takes 1 to 1.5 minutes, the predicted step up comes 1 to 2 minutes
 	// before the rise, and the series must start before it.
 	predictiveLead = 5 * time.Minute
 	// predictiveScalingFreq and predictiveAhead replace the sample's --scaling-freq=10min and add
-	// --scale-up-ahead-seconds.
+	// --scale-up-ahead-seconds (stack.SampleTiming says why).
 	predictiveScalingFreq = 2 * time.Minute
 	predictiveAhead       = 2 * time.Minute
 	algorithmJobNS        = "kapacity-system" // where older managers ran every job (--algorithm-job-namespace)
 	jobServiceAcct        = "kapacity-algorithm-job"
-	modelConfigMap        = "example-model" // the sample's model volume
-	podsScrapeTarget      = "predictive-pods"
-	ingressTarget         = "predictive-ingress"
 )
-
-// predictiveTrainConfig is the quick-start's tsf-model-train-config.yaml (3.2.1) for the test's
-// two workloads, at one-minute resolution so that a rise minutes away is forecast: freq 1min
-// (10min), predictionLength 10 (3), contextLength 60 (7), historyLength 3D (24H), and a short
-// training (15 epochs of 2000 windows, patience 3). validationFraction 0: with 3 days of history,
-// a held-out tail would hold all of today's samples, so today's day-of-week embedding would never
-// be trained and forecasts early in a UTC day would be off by a third.
-const predictiveTrainConfig = `targets:
-%s
-freq: 1min
-predictionLength: 10
-contextLength: 60
-hyperParams:
-  learningRate: 0.001
-  epochs: 15
-  batchSize: 32
-  patience: 3
-  samplesPerEpoch: 2000
-  validationFraction: 0
-`
-
-const predictiveTrainTarget = `- workloadNamespace: %s
-  workloadRef:
-    apiVersion: apps/v1
-    kind: StatefulSet
-    name: nginx
-  historyLength: 3D
-  metrics:
-  - name: qps
-    type: Object
-    object:
-      metric:
-        name: nginx_ingress_controller_requests_rate
-      describedObject:
-        apiVersion: networking.k8s.io/v1
-        kind: Ingress
-        name: nginx-server
-`
-
-// sampleArgChanges are the only changes to dynamic-predictive-portrait-sample.yaml, both timing:
-// the replica series is resampled (max) every 2 minutes instead of every 10, so that a rise
-// minutes away is seen in the test's time, and scale-ups move one such period ahead. The history
-// is sampled once a minute, so a rate at t covers the minute before t and the forecast rise lands
-// a minute after the traffic's; the shift puts the scale-up before it, as a pod start-up
-// allowance does in production.
-var sampleArgChanges = []struct{ from, to string }{
-	{"--scaling-freq=10min", fmt.Sprintf("--scaling-freq=%dmin", int(predictiveScalingFreq.Minutes()))},
-	{"", fmt.Sprintf("--scale-up-ahead-seconds=%d", int(predictiveAhead.Seconds()))},
-}
 
 // predictiveWorkload is one workload of the test and the portrait that scales it.
 type predictiveWorkload struct {
@@ -122,8 +65,8 @@ type predictiveWorkload struct {
 // TestPredictiveScalesAheadOfRise is the end-to-end test of the predictive recommender (issue 6),
 // on Kapacity's predictive quick-start (2.2.1.3): Prometheus is backfilled with 3 days of traffic,
 // CPU and readiness of two StatefulSets "nginx"; `kapacity train` learns the traffic from the
-// history API; `kapacity recommend` runs for each portrait, once from the CronJob the manager
-// created for the sample IHPA (its container command line, run in this process as the job's pod
+// history API; `kapacity recommend` runs for each portrait, once in a Job created from the CronJob
+// the manager made for the sample IHPA (its container run by stack.JobRunner, as the job's pod
 // would run it) and once in process with the sample's flags; each HorizontalPortrait gets a
 // replica time series that rises before the traffic does; and the sample IHPA, and separately a
 // native HPA on kapacity_predicted_replicas, scale their workload up before the traffic rises.
@@ -143,12 +86,16 @@ func TestPredictiveScalesAheadOfRise(t *testing.T) {
 		return max(1, min(10, int(math.Ceil(traffic.At(at.Add(-5*time.Minute))/10))))
 	}
 	historyEnd := began.Truncate(time.Minute)
-	historyStart := historyEnd.Add(-3 * 24 * time.Hour)
+	historyStart := historyEnd.Add(-stack.PredictiveHistoryLength)
 	t.Logf("traffic rises from %.0f to %.0f requests/s (times a daily envelope) at minute %d of every hour; the rise under test is at %s",
 		traffic.Low, traffic.High, rise.Minute(), rise.Format(time.TimeOnly))
 
 	sample := loadSample(t, "dynamic-predictive-portrait-sample.yaml")
-	tuneSampleArgs(t, sample)
+	changes, err := stack.TunePredictiveSample(sample, stack.SampleTiming{ScalingFreq: predictiveScalingFreq, ScaleUpAhead: predictiveAhead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the sample's timing: %s", strings.Join(changes, "; "))
 	ihpaWL := predictiveWorkload{ns: newNamespace(ctx, t), portrait: strings.ToLower(sample.Name + "-" + string(v1alpha1.PredictivePortraitType)),
 		scaler: "IHPA", ihpa: sample.Name}
 	hpaWL := predictiveWorkload{ns: newNamespace(ctx, t), portrait: "hpa-sample-predictive", scaler: "HPA"}
@@ -157,10 +104,21 @@ func TestPredictiveScalesAheadOfRise(t *testing.T) {
 		dumpOnFailure(t, w.ns)
 	}
 
-	feedHistory(ctx, t, workloads, traffic, replicasBefore, int(sample.Spec.MaxReplicas), historyStart, historyEnd)
+	var nss []string
+	for _, w := range workloads {
+		nss = append(nss, w.ns)
+	}
+	stopFeed, err := stack.FeedHistory(ctx, bed, kube, stack.PredictiveHistory{Namespaces: nss, Traffic: traffic, Replicas: replicasBefore,
+		MaxReplicas: int(sample.Spec.MaxReplicas), Start: historyStart, End: historyEnd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopFeed)
 	for _, w := range workloads {
 		createNginx(ctx, t, w.ns, int32(replicasBefore(historyEnd)))
-		createIngress(ctx, t, w.ns)
+		if err := stack.CreateNginxIngress(ctx, kube, w.ns); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitHistory(ctx, t, workloads, traffic, replicasBefore, historyEnd)
 	t.Logf("history readable through the history API %s after the start", time.Since(began).Round(time.Second))
@@ -201,12 +159,13 @@ func TestPredictiveScalesAheadOfRise(t *testing.T) {
 	out := runKapacity(ctx, t, cli.NewRecommendCommand(), args...)
 	t.Logf("kapacity recommend (in process) %s:\n%s", strings.Join(args, " "), out)
 
-	// CronJob path: the job's container, run as its pod would run it (history through
-	// kube-apiserver, since the manager sets no METRICS_SERVER_ADDR here).
+	// CronJob path: a Job created from the CronJob (`kubectl create job --from=cronjob/…`), its
+	// container run as its pod would run it (history through kube-apiserver, since the manager
+	// sets no METRICS_SERVER_ADDR here).
 	runAlgorithmJob(ctx, t, jobs[ihpaWL.ns])
 
 	target := sample.Spec.PortraitProviders[0].Dynamic.Metrics[0].Resource.Target.AverageValue.AsApproximateFloat64()
-	neededFor := func(rps float64) int32 { return int32(math.Ceil(predictiveCPUPerRequest*rps/target - 1e-9)) }
+	neededFor := func(rps float64) int32 { return int32(math.Ceil(stack.NginxCPUPerRequest*rps/target - 1e-9)) }
 	want := map[string]int32{}
 	for _, w := range workloads {
 		points := checkResult(ctx, t, w, began)
@@ -235,132 +194,38 @@ func TestPredictiveScalesAheadOfRise(t *testing.T) {
 	}
 }
 
-// feedHistory gives every workload its past and its present: the pods' CPU and readiness (a
-// simulator, as cAdvisor and kube-state-metrics) and the Ingress' request counter are served live,
-// each from a scrape target whose job and instance labels the backfilled 3 days reuse, so that the
-// live series continue the history. Everything stops when the test ends.
-func feedHistory(ctx context.Context, t *testing.T, workloads []predictiveWorkload, traffic sim.Traffic, replicas func(time.Time) int,
-	maxReplicas int, start, end time.Time) {
-	t.Helper()
-	liveCtx, stopLive := context.WithCancel(ctx)
-	pods := sim.New(kube)
-	var ingresses []sim.Ingress
-	for _, w := range workloads {
-		pods.AddWorkload(w.ns, sim.Workload{
-			Namespace: w.ns, Selector: labels.SelectorFromSet(map[string]string{"app": "nginx"}), Container: "nginx",
-			CPUPerRequest: predictiveCPUPerRequest, MemoryBytes: 64 << 20,
-		})
-		ingresses = append(ingresses, sim.Ingress{Namespace: w.ns, Name: "nginx-server", Traffic: traffic, Origin: start})
-	}
-	podsAddr, err := pods.Serve(liveCtx)
-	if err != nil {
-		stopLive()
-		t.Fatal(err)
-	}
-	ingressAddr, err := sim.ServeIngresses(liveCtx, ingresses...)
-	if err != nil {
-		stopLive()
-		t.Fatal(err)
-	}
-	driverDone := followTraffic(liveCtx, pods, traffic, workloads)
-	t.Cleanup(func() {
-		_ = bed.RemoveScrapeTarget(podsScrapeTarget)
-		_ = bed.RemoveScrapeTarget(ingressTarget)
-		stopLive()
-		<-driverDone
-	})
-
-	var histories []sim.History
-	for _, w := range workloads {
-		histories = append(histories, sim.History{
-			Namespace: w.ns, PodName: func(i int) string { return fmt.Sprintf("nginx-%d", i) }, Container: "nginx", Ingress: "nginx-server",
-			PodLabels:     map[string]string{"job": podsScrapeTarget, "instance": podsAddr},
-			IngressLabels: map[string]string{"job": ingressTarget, "instance": ingressAddr},
-			Traffic:       traffic, Replicas: replicas, MaxReplicas: maxReplicas,
-			CPUPerRequest: predictiveCPUPerRequest, CPUJitter: 0.03, Start: start, End: end,
-		})
-	}
-	var om bytes.Buffer
-	if err := sim.WriteOpenMetrics(&om, histories...); err != nil {
-		t.Fatal(err)
-	}
-	if err := bed.Backfill(ctx, &om); err != nil {
-		t.Fatalf("backfilling 3 days of history: %v", err)
-	}
-	for name, addr := range map[string]string{podsScrapeTarget: podsAddr, ingressTarget: ingressAddr} {
-		if err := bed.AddScrapeTarget(localcluster.ScrapeTarget{Name: name, Address: addr}); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // trainModel trains the forecaster as `kapacity train` does from the history API, stores the model
 // as the sample's ConfigMap in each workload's namespace, where its job runs (`kubectl create cm
 // -n <namespace> example-model --from-file=<model>`) and returns its directory.
 func trainModel(ctx context.Context, t *testing.T, workloads []predictiveWorkload) string {
 	t.Helper()
-	modelDir := filepath.Join(t.TempDir(), "model")
-	configFile := filepath.Join(t.TempDir(), "tsf-model-train-config.yaml")
-	var targets []string
+	var nss []string
 	for _, w := range workloads {
-		targets = append(targets, fmt.Sprintf(predictiveTrainTarget, w.ns))
+		nss = append(nss, w.ns)
 	}
-	if err := os.WriteFile(configFile, []byte(fmt.Sprintf(predictiveTrainConfig, strings.Join(targets, ""))), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	var out bytes.Buffer
 	began := time.Now()
-	out := runKapacity(ctx, t, cli.NewTrainCommand(), "--config-file="+configFile, "--model-save-path="+modelDir, "--kubeconfig="+bed.Kubeconfig)
-	t.Logf("kapacity train (%s):\n%s", time.Since(began).Round(time.Millisecond), out)
-	for _, w := range workloads {
-		storeModel(ctx, t, w.ns, modelDir)
+	modelDir, err := stack.TrainForecaster(ctx, bed.Kubeconfig, nss, t.TempDir(), &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Logf("kapacity train (%s):\n%s", time.Since(began).Round(time.Millisecond), out.String())
+	for _, ns := range nss {
+		if err := stack.StoreModel(ctx, kube, ns, modelDir); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return modelDir
 }
 
-// tuneSampleArgs applies sampleArgChanges to the sample's algorithm container.
-func tuneSampleArgs(t *testing.T, sample *v1alpha1.IntelligentHorizontalPodAutoscaler) {
-	t.Helper()
-	c := algorithmContainer(t, &sample.Spec.PortraitProviders[0].Dynamic.Algorithm.ExternalJob.Job.CronJob.Template.Spec.JobTemplate.Spec.Template.Spec)
-	for _, ch := range sampleArgChanges {
-		if ch.from == "" {
-			c.Args = append(c.Args, ch.to)
-			continue
-		}
-		i := slices.Index(c.Args, ch.from)
-		if i < 0 {
-			t.Fatalf("the sample's algorithm args %q lack %q", c.Args, ch.from)
-		}
-		c.Args[i] = ch.to
-	}
-}
-
+// algorithmContainer is the container named "algorithm" of pod.
 func algorithmContainer(t *testing.T, pod *corev1.PodSpec) *corev1.Container {
 	t.Helper()
-	i := slices.IndexFunc(pod.Containers, func(c corev1.Container) bool { return c.Name == "algorithm" })
-	if i < 0 {
-		t.Fatalf("no container named algorithm in %+v", pod.Containers)
+	c, err := stack.AlgorithmContainer(pod)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return &pod.Containers[i]
-}
-
-// followTraffic sets the simulator's traffic of every workload at each minute boundary.
-func followTraffic(ctx context.Context, pods *sim.Simulator, traffic sim.Traffic, workloads []predictiveWorkload) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			now := time.Now()
-			for _, w := range workloads {
-				pods.SetTraffic(w.ns, traffic.At(now))
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Until(now.Truncate(time.Minute).Add(time.Minute))):
-			}
-		}
-	}()
-	return done
+	return c
 }
 
 func ensureNamespace(ctx context.Context, t *testing.T, name string) {
@@ -368,26 +233,6 @@ func ensureNamespace(ctx context.Context, t *testing.T, name string) {
 	_, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("creating namespace %s: %v", name, err)
-	}
-}
-
-// createIngress creates the quick-start's Ingress (nginx-ingress.yaml); no controller serves it,
-// the ingress exporter reports its traffic.
-func createIngress(ctx context.Context, t *testing.T, ns string) {
-	t.Helper()
-	_, err := kube.NetworkingV1().Ingresses(ns).Create(ctx, &networkingv1.Ingress{
-		ObjectMeta: metav1.ObjectMeta{Name: "nginx-server"},
-		Spec: networkingv1.IngressSpec{
-			IngressClassName: ptr.To("nginx"),
-			Rules: []networkingv1.IngressRule{{Host: "nginx.example.com", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
-				Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: ptr.To(networkingv1.PathTypePrefix), Backend: networkingv1.IngressBackend{
-					Service: &networkingv1.IngressServiceBackend{Name: "nginx", Port: networkingv1.ServiceBackendPort{Number: 80}},
-				}}},
-			}}}},
-		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("creating ingress: %v", err)
 	}
 }
 
@@ -437,7 +282,7 @@ func waitHistory(ctx context.Context, t *testing.T, workloads []predictiveWorklo
 				func(at time.Time, v float64) bool { return v == float64(replicas(at.Add(-time.Minute))) }},
 			{"cpu of ready pods", historyv1alpha1.Query{Kind: historyv1alpha1.WorkloadResource, Workload: sts, Namespace: w.ns, Name: "nginx", Resource: "cpu", ReadyPodsOnly: true},
 				func(at time.Time, v float64) bool {
-					return math.Abs(v/(predictiveCPUPerRequest*traffic.At(at.Add(-time.Minute)))-1) <= 0.0301
+					return math.Abs(v/(stack.NginxCPUPerRequest*traffic.At(at.Add(-time.Minute)))-1) <= 0.0301
 				}},
 		}
 		for _, c := range checks {
@@ -478,34 +323,6 @@ func runKapacity(ctx context.Context, t *testing.T, cmd *cobra.Command, args ...
 		t.Fatalf("kapacity %s %s: %v\n%s", cmd.Name(), strings.Join(args, " "), err, out.String())
 	}
 	return out.String()
-}
-
-// storeModel stores the model directory as the sample's model ConfigMap in namespace ns, as
-// `kubectl create cm --from-file` does (binary files in binaryData).
-func storeModel(ctx context.Context, t *testing.T, ns, dir string) {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: modelConfigMap, Namespace: ns}, Data: map[string]string{}, BinaryData: map[string][]byte{}}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if utf8.Valid(b) {
-			cm.Data[e.Name()] = string(b)
-		} else {
-			cm.BinaryData[e.Name()] = b
-		}
-	}
-	cms := kube.CoreV1().ConfigMaps(ns)
-	_ = cms.Delete(ctx, modelConfigMap, metav1.DeleteOptions{})
-	if _, err := cms.Create(ctx, cm, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("storing the model as ConfigMap %s/%s: %v", ns, modelConfigMap, err)
-	}
-	t.Cleanup(func() { _ = cms.Delete(context.Background(), modelConfigMap, metav1.DeleteOptions{}) })
 }
 
 // checkCronJob waits for the CronJob of w's portrait, in the portrait's namespace, and checks it
@@ -565,69 +382,24 @@ func volumeSources(vs []corev1.Volume) []string {
 	return out
 }
 
-// runAlgorithmJob runs the algorithm container of a CronJob in this process, as the job's pod
-// would: kwok runs no containers. The image's entrypoint is the kapacity binary, given the
-// container's arguments; ConfigMap volumes are written to a directory standing for the mount;
-// the container's environment is set; and --kubeconfig, with a token of the pod's
-// ServiceAccount, stands for the pod's in-cluster configuration: the job has exactly the rights
-// the manager gave that ServiceAccount.
+// runAlgorithmJob creates a Job from the CronJob, as `kubectl create job --from=cronjob/…` does,
+// and runs its algorithm container with the stack's job runner, as its pod would run it: kwok runs
+// no containers. The job has exactly the rights the manager gave its ServiceAccount.
 func runAlgorithmJob(ctx context.Context, t *testing.T, cj *batchv1.CronJob) {
 	t.Helper()
-	pod := cj.Spec.JobTemplate.Spec.Template.Spec
-	c := algorithmContainer(t, &pod)
-	if c.Image != hportrait.DefaultPredictiveImage || len(c.Command) > 0 {
-		t.Fatalf("image %q, command %q: only Kapacity's image with its entrypoint is emulated", c.Image, c.Command)
+	job, err := stack.TriggerCronJob(ctx, kube, cj.Namespace, cj.Name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	volumes := map[string]string{}
-	for _, v := range pod.Volumes {
-		if v.ConfigMap == nil {
-			t.Fatalf("volume %s: only ConfigMap volumes are emulated", v.Name)
-		}
-		cm, err := kube.CoreV1().ConfigMaps(cj.Namespace).Get(ctx, v.ConfigMap.Name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatalf("volume %s: %v", v.Name, err)
-		}
-		dir := filepath.Join(t.TempDir(), v.Name)
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		files := map[string][]byte{}
-		for k, s := range cm.Data {
-			files[k] = []byte(s)
-		}
-		for k, b := range cm.BinaryData {
-			files[k] = b
-		}
-		for k, b := range files {
-			if err := os.WriteFile(filepath.Join(dir, k), b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		volumes[v.Name] = dir
+	runner, err := stack.NewJobRunner(bed.Config, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
-	args := slices.Clone(c.Args)
-	for _, m := range c.VolumeMounts {
-		dir, ok := volumes[m.Name]
-		if !ok {
-			t.Fatalf("volumeMount %s: no such volume", m.Name)
-		}
-		for i := range args {
-			args[i] = strings.ReplaceAll(args[i], m.MountPath, dir)
-		}
+	run := runner.Run(ctx, job)
+	if run.Err != nil {
+		t.Fatalf("CronJob %s/%s's container run: %v", cj.Namespace, cj.Name, run)
 	}
-	for _, e := range c.Env {
-		if e.ValueFrom != nil {
-			t.Fatalf("env %s: valueFrom is not emulated", e.Name)
-		}
-		t.Setenv(e.Name, e.Value)
-	}
-	args = append(args, "--kubeconfig="+serviceAccountKubeconfig(ctx, t, cj.Namespace, pod.ServiceAccountName))
-	// The binary's recommender subcommands, built after the environment is set (flags default
-	// from it).
-	kapacity := &cobra.Command{Use: "kapacity"}
-	kapacity.AddCommand(cli.NewTrainCommand(), cli.NewForecastCommand(), cli.NewRecommendCommand())
-	out := runKapacity(ctx, t, kapacity, args...)
-	t.Logf("CronJob %s/%s's container run: kapacity %s (env %v):\n%s", cj.Namespace, cj.Name, strings.Join(args, " "), c.Env, out)
+	t.Logf("CronJob %s/%s's container run: %v", cj.Namespace, cj.Name, run)
 }
 
 var unixSeconds = regexp.MustCompile(`^[0-9]+$`)
