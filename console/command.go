@@ -7,15 +7,15 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kapacitystack/kapacity/config/kubeconfig"
 )
 
 // NewCommand returns the `console` subcommand.
 func NewCommand() *cobra.Command {
 	var (
-		kubeconfig, kubeContext string
-		opts                    Options
+		kubeconfigPath, kubeContext string
+		opts                        Options
 	)
 	cmd := &cobra.Command{
 		Use:   "console",
@@ -31,7 +31,7 @@ In a cluster, put it behind an authenticating proxy that forwards each user's be
 with that token only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, ns, err := loadConfig(kubeconfig, kubeContext)
+			cfg, ns, err := kubeconfig.LoadContext(kubeconfigPath, kubeContext)
 			if err != nil {
 				return err
 			}
@@ -43,7 +43,7 @@ with that token only.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG or ~/.kube/config; in a pod: its service account, for the API server address and CA only)")
+	f.StringVar(&kubeconfigPath, kubeconfig.Flag, "", kubeconfig.FlagHelp)
 	f.StringVar(&kubeContext, "context", "", "kubeconfig context to use")
 	f.StringVar(&opts.Address, "address", "127.0.0.1:0", "address to listen on (loopback by default; port 0 picks a free one)")
 	f.StringSliceVar(&opts.AllowedHosts, "allowed-host", nil, "Host header accepted besides the listening address (the name a proxy or port-forward reaches the console by); repeatable")
@@ -52,21 +52,6 @@ with that token only.`,
 	f.BoolVar(&opts.NoHistory, "no-history", false, "do not read the history API (no measured pods, traffic or cost)")
 	f.DurationVar(&opts.Refresh, "refresh", 30*time.Second, "how often pages reload themselves (0: never)")
 	return cmd
-}
-
-func loadConfig(kubeconfig, kubeContext string) (*rest.Config, string, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext})
-	cfg, err := cc.ClientConfig()
-	if err != nil {
-		return nil, "", fmt.Errorf("loading the kubeconfig: %w", err)
-	}
-	ns, _, err := cc.Namespace()
-	if err != nil {
-		ns = ""
-	}
-	return cfg, ns, nil
 }
 
 // Run serves the console until ctx ends, printing its URL to out.
@@ -82,7 +67,7 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 // StartForDemo starts a console on a free loopback port acting with the kubeconfig at path (the
 // demo's), and returns it; its URL is s.URL(). It stops when ctx ends.
 func StartForDemo(ctx context.Context, kubeconfigPath string) (*Server, error) {
-	cfg, ns, err := loadConfig(kubeconfigPath, "")
+	cfg, ns, err := kubeconfig.LoadContext(kubeconfigPath, "")
 	if err != nil {
 		return nil, err
 	}

@@ -25,35 +25,47 @@ const (
 // ~/.kube/config. This is controller-runtime's order: an explicit choice wins, and a pod uses
 // its own identity unless told otherwise.
 func Load(path string) (*rest.Config, error) {
-	return loadFirst(path, rest.InClusterConfig)
+	c, _, err := loadFirst(path, "", rest.InClusterConfig)
+	return c, err
 }
 
-// loadFirst is Load with the in-cluster loader given, so that tests need no pod.
-func loadFirst(path string, inCluster func() (*rest.Config, error)) (*rest.Config, error) {
+// LoadContext is Load with the kubeconfig context kubeContext (empty: the current one), and also
+// returns that context's namespace as kubectl takes it ("default" when it names none; "" in-cluster).
+func LoadContext(path, kubeContext string) (*rest.Config, string, error) {
+	return loadFirst(path, kubeContext, rest.InClusterConfig)
+}
+
+// loadFirst is LoadContext with the in-cluster loader given, so that tests need no pod.
+func loadFirst(path, kubeContext string, inCluster func() (*rest.Config, error)) (*rest.Config, string, error) {
 	if path != "" {
-		return load(&clientcmd.ClientConfigLoadingRules{ExplicitPath: path}, fmt.Sprintf("--%s %s", Flag, path))
+		return load(&clientcmd.ClientConfigLoadingRules{ExplicitPath: path}, kubeContext, fmt.Sprintf("--%s %s", Flag, path))
 	}
 	if os.Getenv(clientcmd.RecommendedConfigPathEnvVar) != "" {
-		return load(clientcmd.NewDefaultClientConfigLoadingRules(), "$"+clientcmd.RecommendedConfigPathEnvVar)
+		return load(clientcmd.NewDefaultClientConfigLoadingRules(), kubeContext, "$"+clientcmd.RecommendedConfigPathEnvVar)
 	}
 	if c, err := inCluster(); err == nil {
-		return c, nil
+		return c, "", nil
 	} else if !errors.Is(err, rest.ErrNotInCluster) {
-		return nil, fmt.Errorf("the in-cluster config: %w", err)
+		return nil, "", fmt.Errorf("the in-cluster config: %w", err)
 	}
 	// Not clientcmd.RecommendedHomeFile: that is fixed when the process starts.
 	home := filepath.Join(homedir.HomeDir(), clientcmd.RecommendedHomeDir, clientcmd.RecommendedFileName)
 	if _, err := os.Stat(home); err != nil {
-		return nil, fmt.Errorf("no cluster to talk to: pass --%s, set $%s, run in a pod, or create %s",
+		return nil, "", fmt.Errorf("no cluster to talk to: pass --%s, set $%s, run in a pod, or create %s",
 			Flag, clientcmd.RecommendedConfigPathEnvVar, home)
 	}
-	return load(&clientcmd.ClientConfigLoadingRules{ExplicitPath: home}, home)
+	return load(&clientcmd.ClientConfigLoadingRules{ExplicitPath: home}, kubeContext, home)
 }
 
-func load(rules *clientcmd.ClientConfigLoadingRules, from string) (*rest.Config, error) {
-	c, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+func load(rules *clientcmd.ClientConfigLoadingRules, kubeContext, from string) (*rest.Config, string, error) {
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext})
+	c, err := cc.ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("loading the kubeconfig from %s: %w", from, err)
+		return nil, "", fmt.Errorf("loading the kubeconfig from %s: %w", from, err)
 	}
-	return c, nil
+	ns, _, err := cc.Namespace() // "default" when the context names none, as kubectl
+	if err != nil {
+		ns = ""
+	}
+	return c, ns, nil
 }

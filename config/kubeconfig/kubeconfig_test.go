@@ -63,7 +63,7 @@ func TestLoadPrecedence(t *testing.T) {
 				}
 				return &rest.Config{Host: "https://" + tc.inCluster + ":443"}, nil
 			}
-			c, err := loadFirst(tc.flag, inCluster)
+			c, _, err := loadFirst(tc.flag, "", inCluster)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one naming %q", err, tc.wantErr)
@@ -77,5 +77,38 @@ func TestLoadPrecedence(t *testing.T) {
 				t.Fatalf("host %q, want %q", c.Host, tc.want)
 			}
 		})
+	}
+}
+
+// A context is chosen by name, and its namespace comes with it.
+func TestLoadContext(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config")
+	cfg := `apiVersion: v1
+kind: Config
+clusters: [{name: a, cluster: {server: "https://a.example"}}, {name: b, cluster: {server: "https://b.example"}}]
+users: [{name: u, user: {token: t}}]
+contexts:
+- {name: first, context: {cluster: a, user: u}}
+- {name: second, context: {cluster: b, user: u, namespace: team-b}}
+current-context: first
+`
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ context, host, ns string }{
+		{"", "https://a.example", "default"},
+		{"second", "https://b.example", "team-b"},
+	} {
+		c, ns, err := LoadContext(path, tc.context)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Host != tc.host || ns != tc.ns {
+			t.Errorf("context %q: host %q namespace %q, want %q %q", tc.context, c.Host, ns, tc.host, tc.ns)
+		}
+	}
+	if _, _, err := LoadContext(path, "missing"); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("a missing context: %v, want an error naming it", err)
 	}
 }

@@ -3,21 +3,22 @@ package demo
 import (
 	"context"
 
+	"github.com/kapacitystack/kapacity/console"
 	"github.com/kapacitystack/kapacity/localcluster"
 )
 
-// startConsole is where the demo starts Kapacity's web console on the bed (with the admin
-// kubeconfig, bed.Kubeconfig) and returns its URL, printed with the instructions, and how to stop
-// it. The console is not wired in yet: it returns no URL and the instructions leave the line out.
+// startConsole starts Kapacity's web console on a free loopback port, acting with the bed's
+// admin kubeconfig (the demo's user), and returns its URL (with the token made at start) and how
+// to stop it.
 func startConsole(ctx context.Context, bed *localcluster.Cluster) (url string, stop func(), err error) {
-	_, _ = ctx, bed
-	return "", func() {}, nil
+	s, err := console.StartForDemo(ctx, bed.Kubeconfig)
+	if err != nil {
+		return "", nil, err
+	}
+	return s.URL(), s.Close, nil
 }
 
-// consoleLine is the instructions' line for the console, empty without one.
+// consoleLine is the instructions' line for the console.
 func consoleLine(url string) string {
-	if url == "" {
-		return ""
-	}
-	return "Web console: " + url + "\n"
+	return "Web console (read-only, the IHPAs, their portraits, pods and cost): " + url + "\n"
 }

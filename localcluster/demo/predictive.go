@@ -2,7 +2,6 @@ package demo
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/deploy/examples"
 	"github.com/kapacitystack/kapacity/executor/algorithmjob"
 	"github.com/kapacitystack/kapacity/executor/manager"
 	"github.com/kapacitystack/kapacity/localcluster"
@@ -25,12 +25,8 @@ import (
 	"github.com/kapacitystack/kapacity/recommender/cli"
 )
 
-// predictiveSampleYAML is Kapacity's predictive quick-start sample (2.2.1.3), a copy of
-// config/apis/autoscaling/v1alpha1/testdata/dynamic-predictive-portrait-sample.yaml (a test keeps
-// them identical).
-//
-//go:embed samples/dynamic-predictive-portrait-sample.yaml
-var predictiveSampleYAML []byte
+// predictiveSample is Kapacity's predictive quick-start sample (2.2.1.3), as users copy it.
+const predictiveSample = "dynamic-predictive-portrait-sample.yaml"
 
 // The predictive sample's traffic and timing. The traffic rises often, so that a newcomer sees a
 // predicted scale-up within minutes: a busy part of predictiveBusy every predictivePeriod (a
@@ -156,8 +152,12 @@ func (p *predictive) deploy(ctx context.Context, bed *localcluster.Cluster, work
 	}
 	p.stops = append(p.stops, stopRunner)
 
+	raw, err := examples.QuickStartSample(predictiveSample)
+	if err != nil {
+		return err
+	}
 	ihpa := &v1alpha1.IntelligentHorizontalPodAutoscaler{}
-	if err := yaml.UnmarshalStrict(predictiveSampleYAML, ihpa); err != nil {
+	if err := yaml.UnmarshalStrict(raw, ihpa); err != nil {
 		return fmt.Errorf("decoding the predictive sample: %w", err)
 	}
 	if p.changes, err = stack.TunePredictiveSample(ihpa, stack.SampleTiming{ScalingFreq: predictiveScalingFreq, ScaleUpAhead: predictiveAhead,

@@ -2,26 +2,12 @@ package demo
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kapacitystack/kapacity/localcluster/sim"
 )
-
-// TestPredictiveSampleIsTheQuickStarts keeps the demo's embedded sample identical to the
-// quick-start's, which the API tests accept unchanged.
-func TestPredictiveSampleIsTheQuickStarts(t *testing.T) {
-	want, err := os.ReadFile(filepath.Join("..", "..", "config", "apis", "autoscaling", "v1alpha1", "testdata", "dynamic-predictive-portrait-sample.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(predictiveSampleYAML, want) {
-		t.Errorf("localcluster/demo/samples/dynamic-predictive-portrait-sample.yaml differs from the quick-start's: copy it again")
-	}
-}
 
 func TestIndented(t *testing.T) {
 	var out bytes.Buffer

@@ -15,7 +15,7 @@ import (
 
 func quickStartSample(t *testing.T) *v1alpha1.IntelligentHorizontalPodAutoscaler {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "apis", "autoscaling", "v1alpha1", "testdata", "dynamic-predictive-portrait-sample.yaml"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "deploy", "examples", "quickstart", "dynamic-predictive-portrait-sample.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,9 @@ package demo_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"regexp"
 	"strings"
@@ -148,6 +151,7 @@ func TestDemoRunsEverything(t *testing.T) {
 	t.Logf("the predictive sample was ready %s after the start; the demo's output:\n%s", time.Since(began).Round(time.Second), out)
 	checkPredictiveOutput(t, out.String())
 	checkPredictiveResult(ctx, t, kube, dyn)
+	checkConsoleListsIHPAs(ctx, t, out.String(), "batch", "predictive-sample")
 	checkScaledAheadOfRise(ctx, t, kube, out.String())
 
 	bedDir := regexp.MustCompile(`Files and logs: (\S+)`).FindStringSubmatch(out.String())
@@ -167,4 +171,41 @@ func hpaConditions(hpa *autoscalingv2.HorizontalPodAutoscaler) string {
 		s = append(s, fmt.Sprintf("%s=%s(%s)", c.Type, c.Status, c.Reason))
 	}
 	return strings.Join(s, ",")
+}
+
+// checkConsoleListsIHPAs opens the web console at the URL the demo printed, as a browser would
+// (its token becomes a cookie), and finds every named IHPA on its list page.
+func checkConsoleListsIHPAs(ctx context.Context, t *testing.T, out string, names ...string) {
+	t.Helper()
+	m := regexp.MustCompile(`Web console[^:]*: (http://\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the demo printed no web console URL:\n%s", out)
+	}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	poll.Until(ctx, t, time.Minute, "the console listing the demo's IHPAs", func(ctx context.Context) (string, bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, m[1], nil)
+		if err != nil {
+			return "", false, err
+		}
+		resp, err := browser.Do(req)
+		if err != nil {
+			return err.Error(), false, nil
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		if err != nil {
+			return err.Error(), false, nil
+		}
+		var missing []string
+		for _, n := range names {
+			if !strings.Contains(string(body), ">"+n+"<") {
+				missing = append(missing, n)
+			}
+		}
+		return fmt.Sprintf("%s, missing %v", resp.Status, missing), resp.StatusCode == http.StatusOK && len(missing) == 0, nil
+	})
 }
