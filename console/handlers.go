@@ -217,12 +217,20 @@ func (s *Server) detail(ctx context.Context, r *http.Request) (*Detail, error) {
 			continue
 		}
 		to := now.Truncate(historyEndRounding)
-		tr, err := c.traffic(ctx, hp, to.Add(-trafficSpan), to, trafficStep)
+		from := to.Add(-trafficSpan)
+		tr, err := c.traffic(ctx, hp, from, to, trafficStep)
 		if err != nil {
 			d.Errors[PartTraffic] = err.Error()
-		} else {
-			d.Traffic = tr
 		}
+		f, note, err := c.forecast(ctx, hp, now)
+		if err != nil {
+			d.Errors[PartForecast] = err.Error()
+		}
+		if note != "" {
+			d.ForecastNotice = note
+		}
+		d.Forecast = f
+		d.Traffic = withForecast(tr, f, from, to)
 		break
 	}
 	return &d, nil

@@ -151,25 +151,28 @@ type EventView struct {
 // Detail is the detail page of one IHPA.
 type Detail struct {
 	Summary
-	Now            time.Time       `json:"now"`
-	Merged         string          `json:"merged"`
-	Providers      []ProviderView  `json:"providers"`
-	Gray           GrayView        `json:"gray"`
-	Pods           []PodView       `json:"pods"`
-	PodCounts      map[string]int  `json:"podCounts"`
-	WorkloadLine   string          `json:"workload"`
-	Checkers       []string        `json:"stabilityCheckers"`
-	Conditions     []ConditionView `json:"conditions"`
-	Events         []EventView     `json:"events"`
-	ReplicaSeries  []Series        `json:"replicaSeries"`
-	ReplicaFrom    time.Time       `json:"replicaFrom"`
-	ReplicaTo      time.Time       `json:"replicaTo"`
-	Traffic        *Traffic        `json:"traffic,omitempty"`
+	Now           time.Time       `json:"now"`
+	Merged        string          `json:"merged"`
+	Providers     []ProviderView  `json:"providers"`
+	Gray          GrayView        `json:"gray"`
+	Pods          []PodView       `json:"pods"`
+	PodCounts     map[string]int  `json:"podCounts"`
+	WorkloadLine  string          `json:"workload"`
+	Checkers      []string        `json:"stabilityCheckers"`
+	Conditions    []ConditionView `json:"conditions"`
+	Events        []EventView     `json:"events"`
+	ReplicaSeries []Series        `json:"replicaSeries"`
+	ReplicaFrom   time.Time       `json:"replicaFrom"`
+	ReplicaTo     time.Time       `json:"replicaTo"`
+	Traffic       *Traffic        `json:"traffic,omitempty"`
+	// Forecast is the traffic forecast of the predictive portrait's last job run, when its
+	// result holds one (also drawn in Traffic).
+	Forecast       *Forecast `json:"forecast,omitempty"`
 	Errors         map[string]string
 	ForecastNotice string `json:"forecastNotice"`
 }
 
-// Traffic is the traffic history of a predictive portrait's traffic metric.
+// Traffic is the traffic history of a predictive portrait's traffic metric, and its forecast.
 type Traffic struct {
 	Metric string   `json:"metric"`
 	Series []Series `json:"series"`
@@ -383,13 +386,14 @@ func checkersOf(ihpa *v1alpha1.IntelligentHorizontalPodAutoscaler) []string {
 	return out
 }
 
-// forecastNotice says what the console can and cannot show of the forecast.
+// forecastNotice says what the console shows of the forecast before its result is read (the
+// detail handler replaces it with what the result holds: Forecast.note).
 func forecastNotice(ihpa *v1alpha1.IntelligentHorizontalPodAutoscaler) string {
 	for _, p := range ihpa.Spec.PortraitProviders {
 		if p.Type == v1alpha1.DynamicHorizontalPortraitProviderType && p.Dynamic != nil && p.Dynamic.PortraitType == v1alpha1.PredictivePortraitType {
 			return "The predictive portrait's replicas (the chart's Dynamic-Predictive line right of \"now\") are the forecast as the job " +
-				"turned it into pods. The traffic forecast itself and its quantile band are not stored by the algorithm job " +
-				"(its result ConfigMap holds replicas only), so they are not drawn."
+				"turned it into pods. The traffic forecast is drawn on the traffic chart once the portrait exists and its algorithm " +
+				"job's result holds it."
 		}
 	}
 	return ""

@@ -101,13 +101,16 @@ func (d *Detail) ReplicaChart() template.HTML {
 		From: d.ReplicaFrom, To: d.ReplicaTo, Now: d.Now, Series: d.ReplicaSeries})
 }
 
-// TrafficChart draws the traffic metric's history.
+// TrafficChart draws the traffic metric's history, and its forecast when the result holds one.
 func (d *Detail) TrafficChart() template.HTML {
 	if d.Traffic == nil {
 		return ""
 	}
-	return RenderSVG(Chart{Title: "Traffic: " + d.Traffic.Metric + " over the last day", From: d.Traffic.From, To: d.Traffic.To,
-		Now: d.Now, Series: d.Traffic.Series})
+	title := "Traffic: " + d.Traffic.Metric + " over the last day"
+	if d.Forecast != nil {
+		title += ", and the forecast of " + d.Forecast.Metric
+	}
+	return RenderSVG(Chart{Title: title, From: d.Traffic.From, To: d.Traffic.To, Now: d.Now, Series: d.Traffic.Series})
 }
 
 // CostChart draws the measured pods against the replayed HPA and oracle.

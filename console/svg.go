@@ -57,7 +57,7 @@ const (
 	plotW                    = chartW - padLeft - padRight
 	plotH                    = chartH - padTop - padBottom
 	maxPointsPerSeries       = 4000
-	legendSpacing            = 170.0
+	legendSpacing            = 200.0
 	legendY                  = chartH - 8
 	timeTicks                = 6
 	valueTicks               = 5

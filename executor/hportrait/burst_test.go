@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/config/portraitresult"
 	historyv1alpha1 "github.com/kapacitystack/kapacity/historyapi/v1alpha1"
 )
 
@@ -270,31 +271,36 @@ func predictiveSibling(band, expire string) (*v1alpha1.HorizontalPortrait, *core
 	hp.Name, hp.UID, hp.OwnerReferences = "web-predictive", "", ownedBy(burstIHPA())
 	data := map[string]string{"type": "TimeSeries", "timeSeries": `{"1772452800": 3}`, "expireTime": expire}
 	if band != "" {
-		data[BandKey] = band
+		data[portraitresult.KeyTrafficBand] = band
 	}
 	return hp, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "web-predictive-result", Namespace: "ns"}, Data: data}
 }
 
 // TestBurstAgainstTheForecastBand: traffic the serving pods could take, but 20 % over the forecast's
 // upper band, is a burst when the Predictive portrait's job wrote a band for the metric; with an
-// expired forecast, or none, the capacity rule alone decides.
+// expired forecast, one whose expiry cannot be read, or none, the capacity rule alone decides.
 func TestBurstAgainstTheForecastBand(t *testing.T) {
 	band := fmt.Sprintf(`{"quantile": 0.9, "metrics": {"qps": {"%d": 50}}}`, burstNow.Add(-time.Hour).Unix())
+	withMedian := fmt.Sprintf(`{"quantile": 0.8, "metrics": {"qps": {"%[1]d": 50}}, "median": {"qps": {"%[1]d": 40}}}`, burstNow.Add(-time.Hour).Unix())
+	in := func(d time.Duration) string { return burstNow.Add(d).Format(time.RFC3339) }
 	tests := []struct {
 		name      string
 		band      string
-		expire    time.Time
+		expire    string
 		want      int32
 		reasonHas string
 	}{
-		{"band in force", band, burstNow.Add(time.Hour), 10, "forecast band: the 0.9 quantile"},
-		{"forecast expired", band, burstNow.Add(-time.Minute), 0, "expired"},
-		{"no band written", "", burstNow.Add(time.Hour), 0, "has no trafficBand"},
-		{"band of another metric", `{"quantile": 0.9, "metrics": {"rps": {"0": 50}}}`, burstNow.Add(time.Hour), 0, `no band for the metric "qps"`},
+		{"band in force", band, in(time.Hour), 10, "forecast band: the 0.9 quantile"},
+		{"band beside the median", withMedian, in(time.Hour), 10, "forecast band: the 0.8 quantile"},
+		{"forecast expired", band, in(-time.Minute), 0, "expired"},
+		{"expiry unreadable", band, "soon", 0, "expireTime: \"soon\" is not an RFC 3339 time"},
+		{"no band written", "", in(time.Hour), 0, "has no trafficBand"},
+		{"band of another metric", `{"quantile": 0.9, "metrics": {"rps": {"0": 50}}}`, in(time.Hour), 0, `no band for the metric "qps"`},
+		{"band unreadable", `{"quantile": 0.9, "metrics": {"qps": {"0": -50}}}`, in(time.Hour), 0, `trafficBand: metrics of "qps" at 0 is -50`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sibling, result := predictiveSibling(tc.band, tc.expire.Format(time.RFC3339))
+			sibling, result := predictiveSibling(tc.band, tc.expire)
 			e := newBurstEnv(t, burstIHPA(), burstHP(), sibling, result)
 			e.setPods(t, 10) // 100 requests/s of capacity
 			hp, _ := e.sync(t, 60, 60, 60, 60, 60)
@@ -440,19 +446,5 @@ func TestSumSeries(t *testing.T) {
 	})
 	if len(got) != 2 || got[0].Time.Unix() != 2 || got[0].Value != 3 || got[1].Time.Unix() != 4 || got[1].Value != 4 {
 		t.Fatalf("sums %+v, want 3 at 2s and 4 at 4s", got)
-	}
-}
-
-func TestParseBandErrors(t *testing.T) {
-	tests := []struct{ raw, want string }{
-		{`[]`, "invalid trafficBand"},
-		{`{"metrics": {"qps": {}}}`, "is empty"},
-		{`{"metrics": {"qps": {"1.5": 1}}}`, "integer Unix seconds"},
-		{`{"metrics": {"qps": {"1": -1}}}`, "finite number ≥ 0"},
-	}
-	for _, tc := range tests {
-		if _, _, err := ParseBand(tc.raw, "qps"); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("ParseBand(%s): %v, want %q", tc.raw, err, tc.want)
-		}
 	}
 }

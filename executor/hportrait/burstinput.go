@@ -2,12 +2,10 @@ package hportrait
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"time"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -20,19 +18,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/config/portraitresult"
 	"github.com/kapacitystack/kapacity/executor/replicacalc"
 	"github.com/kapacitystack/kapacity/executor/workload"
 	historyv1alpha1 "github.com/kapacitystack/kapacity/historyapi/v1alpha1"
 	"github.com/kapacitystack/kapacity/recommender/burst"
 )
-
-// BandKey is the key of the forecast band in a Predictive portrait's result ConfigMap, which
-// `kapacity recommend` writes beside the replica time series: JSON
-// {"quantile": 0.9, "metrics": {"<traffic metric name>": {"<Unix seconds>": upper bound, …}}}.
-const BandKey = "trafficBand"
-
-// maxBandPoints bounds a band as a portrait's time series is bounded: a week of minutely points.
-const maxBandPoints = v1alpha1.MaxTimeSeriesPoints
 
 func (r *Reconciler) now() time.Time {
 	if r.Now != nil {
@@ -266,8 +257,9 @@ func sumSeries(series []historyv1alpha1.Series) []burst.Sample {
 }
 
 // forecastBand returns the upper band of the traffic metric named metric, from the result of the
-// Predictive portrait of the same autoscaler (the job's forecast quantile, BandKey), and says where
-// it came from or why there is none. Without a band the capacity rule alone detects bursts.
+// Predictive portrait of the same autoscaler (the job's forecast quantile, portraitresult.Band),
+// and says where it came from or why there is none. Without a band the capacity rule alone
+// detects bursts.
 func (r *Reconciler) forecastBand(ctx context.Context, hp *v1alpha1.HorizontalPortrait, metric string, now time.Time) ([]burst.BandPoint, string) {
 	const capacityOnly = "capacity rule only"
 	owner := metav1.GetControllerOf(hp)
@@ -287,62 +279,35 @@ func (r *Reconciler) forecastBand(ctx context.Context, hp *v1alpha1.HorizontalPo
 			p.Spec.Algorithm.Type != v1alpha1.ExternalJobPortraitAlgorithmType {
 			continue
 		}
+		name := portraitresult.ConfigMapName(p.Name)
 		cm, _, err := r.getResult(ctx, p)
 		if apierrors.IsNotFound(err) {
-			return nil, capacityOnly + ": " + ResultConfigMapName(p.Name) + " does not exist yet"
+			return nil, capacityOnly + ": " + name + " does not exist yet"
 		}
 		if err != nil {
-			return nil, capacityOnly + ": reading " + ResultConfigMapName(p.Name) + ": " + err.Error()
+			return nil, capacityOnly + ": reading " + name + ": " + err.Error()
 		}
-		if s := cm.Data[resultKeyExpireTime]; s != "" {
-			if t, err := time.Parse(time.RFC3339, s); err == nil && !now.Before(t) {
-				return nil, capacityOnly + ": the forecast in " + cm.Name + " expired at " + t.UTC().Format(time.RFC3339)
-			}
-		}
-		raw, ok := cm.Data[BandKey]
-		if !ok {
-			return nil, capacityOnly + ": " + cm.Name + " has no " + BandKey + " (kapacity recommend --burst-band-quantile writes it)"
-		}
-		band, q, err := ParseBand(raw, metric)
+		// A forecast whose expiry cannot be read is not trusted to be current.
+		expire, err := portraitresult.DecodeExpireTime(cm.Data)
 		if err != nil {
-			return nil, capacityOnly + ": " + cm.Name + ": " + err.Error()
+			return nil, capacityOnly + ": " + name + ": " + err.Error()
 		}
-		return band, fmt.Sprintf("forecast band: the %g quantile of %q from %s", q, metric, cm.Name)
+		if !expire.IsZero() && !now.Before(expire) {
+			return nil, capacityOnly + ": the forecast in " + name + " expired at " + expire.Format(time.RFC3339)
+		}
+		band, err := portraitresult.DecodeBand(cm.Data)
+		if err != nil {
+			return nil, capacityOnly + ": " + name + ": " + err.Error()
+		}
+		upper, err := band.UpperOf(metric)
+		if err != nil {
+			return nil, capacityOnly + ": " + name + ": " + err.Error()
+		}
+		out := make([]burst.BandPoint, len(upper))
+		for i, p := range upper {
+			out[i] = burst.BandPoint{Time: p.Time, Upper: p.Value}
+		}
+		return out, fmt.Sprintf("forecast band: the %g quantile of %q from %s", band.Quantile, metric, name)
 	}
 	return nil, capacityOnly + ": the autoscaler has no Predictive portrait"
-}
-
-// ParseBand reads the upper band of one traffic metric from BandKey's JSON, in time order, and the
-// forecast quantile it is.
-func ParseBand(raw, metric string) ([]burst.BandPoint, float64, error) {
-	var doc struct {
-		Quantile float64                       `json:"quantile"`
-		Metrics  map[string]map[string]float64 `json:"metrics"`
-	}
-	if err := json.Unmarshal([]byte(raw), &doc); err != nil {
-		return nil, 0, fmt.Errorf("invalid %s: %w", BandKey, err)
-	}
-	series, ok := doc.Metrics[metric]
-	if !ok {
-		return nil, 0, fmt.Errorf("%s has no band for the metric %q", BandKey, metric)
-	}
-	if len(series) > maxBandPoints {
-		return nil, 0, fmt.Errorf("%s of %q has %d points, more than the limit of %d", BandKey, metric, len(series), maxBandPoints)
-	}
-	band := make([]burst.BandPoint, 0, len(series))
-	for k, v := range series {
-		ts, err := strconv.ParseInt(k, 10, 64)
-		if err != nil || ts < 0 {
-			return nil, 0, fmt.Errorf("%s timestamp %q: want integer Unix seconds", BandKey, k)
-		}
-		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-			return nil, 0, fmt.Errorf("%s of %q at %d is %v: want a finite number ≥ 0", BandKey, metric, ts, v)
-		}
-		band = append(band, burst.BandPoint{Time: time.Unix(ts, 0).UTC(), Upper: v})
-	}
-	if len(band) == 0 {
-		return nil, 0, fmt.Errorf("%s of %q is empty", BandKey, metric)
-	}
-	slices.SortFunc(band, func(a, b burst.BandPoint) int { return a.Time.Compare(b.Time) })
-	return band, doc.Quantile, nil
 }

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -38,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/config/portraitresult"
 	"github.com/kapacitystack/kapacity/executor/algorithmjob"
 	"github.com/kapacitystack/kapacity/executor/metrics"
 	"github.com/kapacitystack/kapacity/executor/replicacalc"
@@ -60,7 +60,7 @@ type Reconciler struct {
 	Scaler   workload.Scaler
 	Metrics  MetricsClient
 	Recorder events.EventRecorder
-	// Reader reads from the API server: result ConfigMaps without ResultLabelKey, which the
+	// Reader reads from the API server: result ConfigMaps without portraitresult.LabelKey, which the
 	// cache does not hold. Nil: only labelled results are read.
 	Reader client.Reader
 	// Access creates the ServiceAccount and RoleBinding ExternalJob portraits' jobs run with; nil
@@ -351,7 +351,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, hp *v1alpha1.HorizontalPo
 
 // resultPredicate passes result ConfigMaps when created, or when their data changes.
 func resultPredicate() predicate.Funcs {
-	isResult := func(o client.Object) bool { return strings.HasSuffix(o.GetName(), resultSuffix) }
+	isResult := func(o client.Object) bool { _, ok := portraitresult.PortraitName(o.GetName()); return ok }
 	return predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool { return isResult(e.Object) },
 		UpdateFunc: func(e event.UpdateEvent) bool {

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -24,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/config/portraitresult"
 	"github.com/kapacitystack/kapacity/executor/algorithmjob"
 )
 
@@ -34,27 +33,18 @@ const (
 	ReasonFailedFetchResult   = "FailedFetchExternalAlgorithmJobResult"
 	ReasonFailedCleanupJob    = "FailedCleanupExternalAlgorithmJob"
 	algorithmContainerName    = "algorithm"
-	resultSuffix              = "-result"
 	envMetricsServerAddr      = "METRICS_SERVER_ADDR"
 	envHPNamespace            = "HP_NAMESPACE"
 	envHPName                 = "HP_NAME"
-	resultKeyType             = "type"
-	resultKeyExpireTime       = "expireTime"
-	resultKeyTimeSeries       = "timeSeries"
-	resultTypeTimeSeries      = "TimeSeries"
 	defaultAlgorithmNamespace = "kapacity-system"
 	// DefaultPredictiveImage is Kapacity's own image (as in deploy/), used for the algorithm of
 	// Predictive portraits when neither the template nor the manager names an image. Its entrypoint
 	// is the kapacity binary, so the job's arguments are given to its recommend subcommand.
 	DefaultPredictiveImage = "ghcr.io/kapacitystack/kapacity:latest"
 	predictiveSubcommand   = "recommend"
-	// ResultLabelKey marks result ConfigMaps (the recommender sets it to "true"). The manager
-	// caches and watches only ConfigMaps with this label; a result without it (written by an
-	// older or a third-party job) is read directly from the API server and re-read every
-	// UnlabelledResultResync.
-	ResultLabelKey = "kapacitystack.io/portrait-result"
-	// UnlabelledResultResync is how often a result without ResultLabelKey is re-read: its changes
-	// are not watched.
+	// UnlabelledResultResync is how often a result without portraitresult.LabelKey (written by
+	// an older or a third-party job) is re-read: the manager caches and watches only labelled
+	// results, so its changes are not watched.
 	UnlabelledResultResync = time.Minute
 )
 
@@ -107,13 +97,10 @@ func (o JobOptions) legacyCronJobKey(hp *v1alpha1.HorizontalPortrait) client.Obj
 // jobPath is where a HorizontalPortrait holds its algorithm job.
 var jobPath = field.NewPath("spec", "algorithm", "externalJob", "job")
 
-// ResultConfigMapName is the ConfigMap the job writes its result to, in the portrait's namespace.
-func ResultConfigMapName(hpName string) string { return hpName + resultSuffix }
-
 // resultOwner maps a result ConfigMap to its portrait's request.
 func resultOwner(_ context.Context, o client.Object) []reconcile.Request {
-	name, ok := strings.CutSuffix(o.GetName(), resultSuffix)
-	if !ok || name == "" {
+	name, ok := portraitresult.PortraitName(o.GetName())
+	if !ok {
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
@@ -155,7 +142,7 @@ func (r *Reconciler) externalJob(ctx context.Context, hp *v1alpha1.HorizontalPor
 	}
 	cm, watched, err := r.getResult(ctx, hp)
 	if apierrors.IsNotFound(err) {
-		msg := fmt.Sprintf("failed to fetch external algorithm job result: ConfigMap %s does not exist yet", ResultConfigMapName(hp.Name))
+		msg := fmt.Sprintf("failed to fetch external algorithm job result: ConfigMap %s does not exist yet", portraitresult.ConfigMapName(hp.Name))
 		setCondition(hp, metav1.ConditionFalse, ReasonFailedFetchResult, msg)
 		return ctrl.Result{}, r.updateStatus(ctx, hp, original)
 	}
@@ -166,12 +153,14 @@ func (r *Reconciler) externalJob(ctx context.Context, hp *v1alpha1.HorizontalPor
 	if !watched {
 		res.RequeueAfter = UnlabelledResultResync
 	}
-	data, err := ParseResult(cm.Data)
+	// The replicas alone: a broken band is the Burst generator's to report, and must
+	// not stop the portrait.
+	result, err := portraitresult.DecodeReplicas(cm.Data)
 	if err != nil {
 		return res, r.failExternal(ctx, hp, original, ReasonFailedFetchResult,
 			fmt.Errorf("failed to fetch external algorithm job result: ConfigMap %s: %w", cm.Name, err))
 	}
-	hp.Status.PortraitData = data
+	hp.Status.PortraitData = result.PortraitData()
 	setCondition(hp, metav1.ConditionTrue, ReasonSucceeded, "portrait has been successfully generated")
 	return res, r.updateStatus(ctx, hp, original)
 }
@@ -195,7 +184,7 @@ func eventNote(msg string) string {
 // getResult reads the result ConfigMap: from the cache, which holds labelled results only, else
 // from the API server (watched false), for results written without the label.
 func (r *Reconciler) getResult(ctx context.Context, hp *v1alpha1.HorizontalPortrait) (*corev1.ConfigMap, bool, error) {
-	key := client.ObjectKey{Namespace: hp.Namespace, Name: ResultConfigMapName(hp.Name)}
+	key := client.ObjectKey{Namespace: hp.Namespace, Name: portraitresult.ConfigMapName(hp.Name)}
 	cm := &corev1.ConfigMap{}
 	err := r.Client.Get(ctx, key, cm)
 	if err == nil || !apierrors.IsNotFound(err) || r.Reader == nil {
@@ -216,52 +205,6 @@ func (r *Reconciler) failExternal(ctx context.Context, hp *v1alpha1.HorizontalPo
 		return errors.Join(err, serr)
 	}
 	return err
-}
-
-// ParseResult reads the algorithm's result ConfigMap data: type "TimeSeries", an optional
-// expireTime (RFC 3339) and timeSeries, a JSON object of integer Unix seconds to replicas. The
-// points are sorted by time.
-func ParseResult(data map[string]string) (*v1alpha1.HorizontalPortraitData, error) {
-	switch t := data[resultKeyType]; t {
-	case resultTypeTimeSeries:
-	case "":
-		return nil, fmt.Errorf("no %q key", resultKeyType)
-	default:
-		return nil, fmt.Errorf("unsupported result type %q", t)
-	}
-	out := &v1alpha1.HorizontalPortraitData{Type: v1alpha1.TimeSeriesHorizontalPortraitDataType}
-	if s := data[resultKeyExpireTime]; s != "" {
-		t, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			return nil, fmt.Errorf("invalid %s %q: %w", resultKeyExpireTime, s, err)
-		}
-		out.ExpireTime = &metav1.Time{Time: t}
-	}
-	raw, ok := data[resultKeyTimeSeries]
-	if !ok {
-		return nil, fmt.Errorf("no %q key", resultKeyTimeSeries)
-	}
-	var series map[string]int32
-	if err := json.Unmarshal([]byte(raw), &series); err != nil {
-		return nil, fmt.Errorf("invalid %s: %w", resultKeyTimeSeries, err)
-	}
-	if len(series) == 0 {
-		return nil, fmt.Errorf("empty %s", resultKeyTimeSeries)
-	}
-	points := make([]v1alpha1.ReplicaTimeSeriesPoint, 0, len(series))
-	for k, v := range series {
-		ts, err := strconv.ParseInt(k, 10, 64)
-		if err != nil || ts < 0 {
-			return nil, fmt.Errorf("invalid %s timestamp %q: want integer Unix seconds", resultKeyTimeSeries, k)
-		}
-		if v < 0 {
-			return nil, fmt.Errorf("negative replicas %d at %d", v, ts)
-		}
-		points = append(points, v1alpha1.ReplicaTimeSeriesPoint{Timestamp: ts, Replicas: v})
-	}
-	slices.SortFunc(points, func(a, b v1alpha1.ReplicaTimeSeriesPoint) int { return int(a.Timestamp - b.Timestamp) })
-	out.TimeSeries = &v1alpha1.TimeSeriesHorizontalPortraitData{TimeSeries: points}
-	return out, nil
 }
 
 // InvalidJobError is a job template the manager refuses to run; Errs name each field.

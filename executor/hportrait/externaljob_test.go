@@ -3,9 +3,9 @@ package hportrait
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -26,63 +26,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/config/portraitresult"
 	"github.com/kapacitystack/kapacity/executor/algorithmjob"
 )
-
-func TestParseResult(t *testing.T) {
-	tests := []struct {
-		name    string
-		data    map[string]string
-		want    []v1alpha1.ReplicaTimeSeriesPoint
-		expire  string
-		wantErr string
-	}{
-		{name: "sorted, python's expireTime format", data: map[string]string{
-			"type": "TimeSeries", "expireTime": "2023-10-25T12:10:00.00Z", "timeSeries": `{"1698235200": 3, "1698234600": 5}`,
-		}, want: []v1alpha1.ReplicaTimeSeriesPoint{{Timestamp: 1698234600, Replicas: 5}, {Timestamp: 1698235200, Replicas: 3}}, expire: "2023-10-25T12:10:00Z"},
-		{name: "no expiry", data: map[string]string{"type": "TimeSeries", "timeSeries": `{"10": 1}`},
-			want: []v1alpha1.ReplicaTimeSeriesPoint{{Timestamp: 10, Replicas: 1}}},
-		{name: "float keys are rejected", data: map[string]string{"type": "TimeSeries", "timeSeries": `{"1698231600.0": 1}`}, wantErr: "integer Unix seconds"},
-		{name: "unsupported type", data: map[string]string{"type": "Static"}, wantErr: "unsupported result type"},
-		{name: "no type", data: map[string]string{"timeSeries": `{"1": 1}`}, wantErr: `no "type"`},
-		{name: "no series", data: map[string]string{"type": "TimeSeries"}, wantErr: `no "timeSeries"`},
-		{name: "empty series", data: map[string]string{"type": "TimeSeries", "timeSeries": `{}`}, wantErr: "empty"},
-		{name: "bad json", data: map[string]string{"type": "TimeSeries", "timeSeries": `[1]`}, wantErr: "invalid timeSeries"},
-		{name: "negative replicas", data: map[string]string{"type": "TimeSeries", "timeSeries": `{"1": -1}`}, wantErr: "negative"},
-		{name: "bad expiry", data: map[string]string{"type": "TimeSeries", "expireTime": "tomorrow", "timeSeries": `{"1": 1}`}, wantErr: "invalid expireTime"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseResult(tt.data)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Type != v1alpha1.TimeSeriesHorizontalPortraitDataType || got.TimeSeries == nil {
-				t.Fatalf("data %+v", got)
-			}
-			if len(got.TimeSeries.TimeSeries) != len(tt.want) {
-				t.Fatalf("points %+v, want %+v", got.TimeSeries.TimeSeries, tt.want)
-			}
-			for i := range tt.want {
-				if got.TimeSeries.TimeSeries[i] != tt.want[i] {
-					t.Errorf("point %d = %+v, want %+v", i, got.TimeSeries.TimeSeries[i], tt.want[i])
-				}
-			}
-			switch {
-			case tt.expire == "" && got.ExpireTime != nil:
-				t.Errorf("expireTime %v, want none", got.ExpireTime)
-			case tt.expire != "" && (got.ExpireTime == nil || got.ExpireTime.UTC().Format(time.RFC3339) != tt.expire):
-				t.Errorf("expireTime %v, want %s", got.ExpireTime, tt.expire)
-			}
-		})
-	}
-}
 
 func predictiveHP() *v1alpha1.HorizontalPortrait {
 	return &v1alpha1.HorizontalPortrait{
@@ -534,7 +480,7 @@ func (c labelledOnly) Get(ctx context.Context, key client.ObjectKey, obj client.
 	if err := c.Client.Get(ctx, key, obj, opts...); err != nil {
 		return err
 	}
-	if cm, ok := obj.(*corev1.ConfigMap); ok && cm.Labels[ResultLabelKey] == "" {
+	if cm, ok := obj.(*corev1.ConfigMap); ok && cm.Labels[portraitresult.LabelKey] == "" {
 		return apierrors.NewNotFound(corev1.Resource("configmaps"), key.Name)
 	}
 	return nil
@@ -548,7 +494,7 @@ func TestResultWithoutLabel(t *testing.T) {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "sample-predictive-result", Namespace: "ns"},
 			Data: map[string]string{"type": "TimeSeries", "timeSeries": `{"1698235200": 3}`}}
 		if labelled {
-			cm.Labels = map[string]string{ResultLabelKey: "true"}
+			cm.Labels = map[string]string{portraitresult.LabelKey: portraitresult.LabelValue}
 		}
 		e := newJobEnv(t, predictiveHP(), cm)
 		e.r.Client = labelledOnly{e.c}
@@ -563,5 +509,49 @@ func TestResultWithoutLabel(t *testing.T) {
 		if d := e.hp(t).Status.PortraitData; d == nil || d.TimeSeries == nil || res.RequeueAfter != want {
 			t.Errorf("labelled %t: data %+v, requeue after %s, want the result and %s", labelled, d, res.RequeueAfter, want)
 		}
+	}
+}
+
+// TestOutOfBoundsResultIsRefused: a result the job's author did not bound is refused with a
+// condition naming the key, and never reaches the status: a timestamp past year 9999 (its point's
+// time cannot be written as a Kubernetes timestamp), two keys naming one second ("05" and "5",
+// duplicate points), more than a week of minutely points.
+func TestOutOfBoundsResultIsRefused(t *testing.T) {
+	week := make([]string, 0, v1alpha1.MaxTimeSeriesPoints+1)
+	for i := range v1alpha1.MaxTimeSeriesPoints + 1 {
+		week = append(week, fmt.Sprintf(`"%d": 1`, 1698234600+60*i))
+	}
+	for _, tc := range []struct{ name, series, want string }{
+		{"after year 9999", `{"253402300800": 1}`, `timeSeries: timestamp "253402300800"`},
+		{"one second twice", `{"05": 1, "5": 2}`, `timeSeries: timestamp "05"`},
+		{"more than a week of minutes", "{" + strings.Join(week, ",") + "}", "timeSeries: 10081 points, more than the limit of 10080"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "sample-predictive-result", Namespace: "ns"},
+				Data: map[string]string{"type": "TimeSeries", "timeSeries": tc.series}}
+			e := newJobEnv(t, predictiveHP(), cm)
+			if _, err := e.reconcile(t); err == nil {
+				t.Error("the result was accepted")
+			}
+			hp := e.hp(t)
+			c := meta.FindStatusCondition(hp.Status.Conditions, string(v1alpha1.PortraitGenerated))
+			if hp.Status.PortraitData != nil || c == nil || c.Reason != ReasonFailedFetchResult || !strings.Contains(c.Message, tc.want) {
+				t.Errorf("data %+v, condition %+v: want no data and %s saying %q", hp.Status.PortraitData, c, ReasonFailedFetchResult, tc.want)
+			}
+		})
+	}
+}
+
+// TestBrokenBandKeepsTheReplicas: the replicas of a result whose trafficBand cannot be read still
+// reach the portrait (the band is the Burst generator's, which reports it).
+func TestBrokenBandKeepsTheReplicas(t *testing.T) {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "sample-predictive-result", Namespace: "ns"},
+		Data: map[string]string{"type": "TimeSeries", "timeSeries": `{"1698234600": 4}`, portraitresult.KeyTrafficBand: `{"quantile": 2}`}}
+	e := newJobEnv(t, predictiveHP(), cm)
+	if _, err := e.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.hp(t).Status.PortraitData; d == nil || d.TimeSeries == nil || len(d.TimeSeries.TimeSeries) != 1 || d.TimeSeries.TimeSeries[0].Replicas != 4 {
+		t.Errorf("portrait data %+v, want the result's 4 replicas", d)
 	}
 }

@@ -35,6 +35,7 @@ import (
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
 	"github.com/kapacitystack/kapacity/config/kubeconfig"
+	"github.com/kapacitystack/kapacity/config/portraitresult"
 	"github.com/kapacitystack/kapacity/executor/algorithmjob"
 	"github.com/kapacitystack/kapacity/executor/hportrait"
 	"github.com/kapacitystack/kapacity/executor/ihpa"
@@ -199,9 +200,9 @@ func (o *Options) metricsOptions() metricsserver.Options {
 	return m
 }
 
-// resultSelector selects the ConfigMaps that carry hportrait.ResultLabelKey.
+// resultSelector selects the ConfigMaps that carry portraitresult.LabelKey.
 func resultSelector() labels.Selector {
-	req, err := labels.NewRequirement(hportrait.ResultLabelKey, selection.Exists, nil)
+	req, err := labels.NewRequirement(portraitresult.LabelKey, selection.Exists, nil)
 	if err != nil {
 		// A constant, valid key.
 		panic(err)

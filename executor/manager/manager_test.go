@@ -7,8 +7,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/labels"
 
-	"github.com/kapacitystack/kapacity/executor/hportrait"
-	"github.com/kapacitystack/kapacity/recommender/cli"
+	"github.com/kapacitystack/kapacity/config/portraitresult"
 )
 
 func TestFlags(t *testing.T) {
@@ -77,15 +76,12 @@ func TestResultCacheSelector(t *testing.T) {
 		labels map[string]string
 		want   bool
 	}{
-		{map[string]string{hportrait.ResultLabelKey: "true"}, true},
+		{map[string]string{portraitresult.LabelKey: portraitresult.LabelValue}, true},
 		{map[string]string{"app": "web"}, false},
 		{nil, false},
 	} {
 		if got := sel.Matches(labels.Set(tt.labels)); got != tt.want {
 			t.Errorf("labels %v: cached %t, want %t", tt.labels, got, tt.want)
 		}
-	}
-	if hportrait.ResultLabelKey != cli.ResultLabelKey {
-		t.Errorf("the manager caches %q, the recommender writes %q", hportrait.ResultLabelKey, cli.ResultLabelKey)
 	}
 }

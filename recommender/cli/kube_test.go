@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kapacitystack/kapacity/config/portraitresult"
 )
 
 func TestWriteResultCreatesThenUpdates(t *testing.T) {
@@ -24,7 +26,7 @@ func TestWriteResultCreatesThenUpdates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cm.Data["timeSeries"] != data["timeSeries"] || cm.Labels[ResultLabelKey] != "true" {
+		if cm.Data["timeSeries"] != data["timeSeries"] || cm.Labels[portraitresult.LabelKey] != portraitresult.LabelValue {
 			t.Errorf("write %d: data %v labels %v", i, cm.Data, cm.Labels)
 		}
 		if len(cm.OwnerReferences) != 1 || cm.OwnerReferences[0].UID != "uid-1" || !*cm.OwnerReferences[0].Controller ||

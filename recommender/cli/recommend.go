@@ -2,18 +2,17 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 
 	autoscalingv1alpha1 "github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/config/portraitresult"
 	"github.com/kapacitystack/kapacity/recommender/estimator"
 	"github.com/kapacitystack/kapacity/recommender/forecast"
 )
@@ -46,15 +45,11 @@ type RecommendOptions struct {
 	ScalingFreq                string
 	ScaleUpAheadSeconds        int64
 	HPName, HPNamespace        string
-	// BandQuantile, when > 0, adds the traffic forecast's BandQuantile-quantile to the result
-	// (BandKey): the upper band a Burst portrait of the same autoscaler compares the traffic with.
+	// BandQuantile, when > 0, adds the traffic forecast to the result (portraitresult.Band): its
+	// BandQuantile-quantile, the upper band a Burst portrait of the same autoscaler compares the
+	// traffic with, and its median, which the console draws.
 	BandQuantile float64
 }
-
-// BandKey is the result ConfigMap's key of the forecast band, read by the manager's Burst
-// generator (executor/hportrait.BandKey): JSON {"quantile": q, "metrics": {"<traffic metric
-// name>": {"<Unix seconds>": the q-quantile of the traffic forecast, …}}}.
-const BandKey = "trafficBand"
 
 // RecommendDeps are the outside world of Recommend.
 type RecommendDeps struct {
@@ -65,11 +60,9 @@ type RecommendDeps struct {
 	Now       time.Time
 }
 
-// ResultConfigMapName is the name of the result ConfigMap of a HorizontalPortrait.
-func ResultConfigMapName(hpName string) string { return hpName + "-result" }
-
-// expireTimeLayout is the reference's expireTime format (UTC, two fractional digits).
-const expireTimeLayout = "2006-01-02T15:04:05.00Z"
+// ResultConfigMapName is portraitresult.ConfigMapName, kept for the end-to-end tests that name
+// the result through this package.
+func ResultConfigMapName(hpName string) string { return portraitresult.ConfigMapName(hpName) }
 
 func (o *RecommendOptions) validate() (history, scaling time.Duration, err error) {
 	var errs []error
@@ -224,7 +217,7 @@ func Recommend(ctx context.Context, o RecommendOptions, d RecommendDeps) (map[st
 		points = append(points, estimator.Point{Time: t, Replicas: n})
 	}
 	points = estimator.ShiftScaleUp(estimator.ResampleMax(points, scalingFreq), time.Duration(o.ScaleUpAheadSeconds)*time.Second)
-	data, err := resultData(points, scalingFreq)
+	result, err := replicaResult(points, scalingFreq)
 	if err != nil {
 		return nil, err
 	}
@@ -237,12 +230,15 @@ func Recommend(ctx context.Context, o RecommendOptions, d RecommendDeps) (map[st
 		for i := 2; i < len(metrics); i++ {
 			names = append(names, metrics[i].Name)
 		}
-		if data[BandKey], err = bandData(o.BandQuantile, names, queries, bands, model.Step()); err != nil {
-			return nil, err
-		}
+		// The point forecast is the network's median (forecast.Model.PredictBatch).
+		result.Band = forecastBand(o.BandQuantile, names, queries, bands, preds, model.Step())
+	}
+	data, err := portraitresult.Encode(result)
+	if err != nil {
+		return nil, fmt.Errorf("result ConfigMap %s/%s: %w", ns, portraitresult.ConfigMapName(hp.Name), err)
 	}
 	if err := d.Results.WriteResult(ctx, hp, data); err != nil {
-		return nil, fmt.Errorf("write ConfigMap %s/%s: %w", ns, ResultConfigMapName(hp.Name), err)
+		return nil, fmt.Errorf("write ConfigMap %s/%s: %w", ns, portraitresult.ConfigMapName(hp.Name), err)
 	}
 	return data, nil
 }
@@ -362,47 +358,41 @@ func historySamples(resource, replicas []Point, traffic [][]Point) []estimator.S
 	return out
 }
 
-// resultData is the reference's result ConfigMap data: type TimeSeries, expireTime (last point + scaling
-// freq) and timeSeries, a JSON object from integer Unix seconds to replicas.
-func resultData(points []estimator.Point, scalingFreq time.Duration) (map[string]string, error) {
+// replicaResult is the reference's result: the replicas by Unix seconds, expiring one scaling
+// period after the last point.
+func replicaResult(points []estimator.Point, scalingFreq time.Duration) (portraitresult.Result, error) {
 	if len(points) == 0 {
-		return nil, errors.New("no replica points to write")
+		return portraitresult.Result{}, errors.New("no replica points to write")
 	}
-	ts := make(map[string]int, len(points))
+	r := portraitresult.Result{Replicas: make([]autoscalingv1alpha1.ReplicaTimeSeriesPoint, len(points))}
 	last := points[0].Time
-	for _, p := range points {
-		ts[strconv.FormatInt(p.Time.Unix(), 10)] = p.Replicas
+	for i, p := range points {
+		if p.Replicas > math.MaxInt32 {
+			return portraitresult.Result{}, fmt.Errorf("%d replicas at %s: more than a result can hold", p.Replicas, p.Time.Format(time.RFC3339))
+		}
+		r.Replicas[i] = autoscalingv1alpha1.ReplicaTimeSeriesPoint{Timestamp: p.Time.Unix(), Replicas: int32(p.Replicas)}
 		if p.Time.After(last) {
 			last = p.Time
 		}
 	}
-	b, err := json.Marshal(ts) // keys sorted; equal-length Unix seconds sort by time
-	if err != nil {
-		return nil, fmt.Errorf("encode timeSeries: %w", err)
-	}
-	return map[string]string{
-		"type":       string(autoscalingv1alpha1.TimeSeriesHorizontalPortraitDataType),
-		"expireTime": last.Add(scalingFreq).UTC().Format(expireTimeLayout),
-		"timeSeries": string(b),
-	}, nil
+	r.ExpireTime = last.Add(scalingFreq)
+	return r, nil
 }
 
-// bandData is BandKey's JSON: each traffic metric's forecast quantile by Unix seconds.
-func bandData(q float64, names []string, qs []forecast.Query, bands [][]float64, step time.Duration) (string, error) {
-	metrics := make(map[string]map[string]float64, len(names))
-	for i, name := range names {
-		points := make(map[string]float64, len(bands[i]))
-		for k, v := range bands[i] {
-			points[strconv.FormatInt(qs[i].Last.Add(time.Duration(k+1)*step).Unix(), 10)] = max(v, 0)
+// forecastBand is each traffic metric's forecast q-quantile (uppers) and median (medians) by the
+// forecast's times; negative forecasts are 0 traffic.
+func forecastBand(q float64, names []string, qs []forecast.Query, uppers, medians [][]float64, step time.Duration) *portraitresult.Band {
+	b := &portraitresult.Band{Quantile: q, Upper: map[string][]portraitresult.Point{}, Median: map[string][]portraitresult.Point{}}
+	series := func(i int, values []float64) []portraitresult.Point {
+		out := make([]portraitresult.Point, len(values))
+		for k, v := range values {
+			out[k] = portraitresult.Point{Time: qs[i].Last.Add(time.Duration(k+1) * step).UTC(), Value: max(v, 0)}
 		}
-		metrics[name] = points
+		return out
 	}
-	b, err := json.Marshal(struct {
-		Quantile float64                       `json:"quantile"`
-		Metrics  map[string]map[string]float64 `json:"metrics"`
-	}{q, metrics})
-	if err != nil {
-		return "", fmt.Errorf("encode %s: %w", BandKey, err)
+	for i, name := range names {
+		b.Upper[name] = series(i, uppers[i])
+		b.Median[name] = series(i, medians[i])
 	}
-	return string(b), nil
+	return b
 }

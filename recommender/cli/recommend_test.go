@@ -20,9 +20,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	autoscalingv1alpha1 "github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
-	"github.com/kapacitystack/kapacity/executor/hportrait"
+	"github.com/kapacitystack/kapacity/config/portraitresult"
 	historyv1alpha1 "github.com/kapacitystack/kapacity/historyapi/v1alpha1"
-	"github.com/kapacitystack/kapacity/recommender/burst"
 	"github.com/kapacitystack/kapacity/recommender/forecast"
 )
 
@@ -188,7 +187,7 @@ func TestRecommend(t *testing.T) {
 			}
 			slices.Sort(secs)
 			last := time.Unix(secs[len(secs)-1], 0).UTC()
-			if got, want := data["expireTime"], last.Add(time.Hour).Format(expireTimeLayout); got != want {
+			if got, want := data["expireTime"], last.Add(time.Hour).Format(portraitresult.ExpireTimeLayout); got != want {
 				t.Errorf("expireTime %s, want %s", got, want)
 			}
 			if first := time.Unix(secs[0], 0); tc.ahead == 0 && (first.Before(now.Add(-time.Hour)) || first.Unix()%3600 != 0) {
@@ -202,13 +201,13 @@ func TestRecommend(t *testing.T) {
 }
 
 // TestRecommendWritesTheBand: with --burst-band-quantile the result carries each traffic metric's
-// forecast quantile over the horizon, in the format the manager's Burst generator reads; a higher
-// quantile is an upper band above a lower one.
+// forecast quantile and median over the horizon, in the format the manager's Burst generator and
+// the console read; a higher quantile is an upper band above a lower one, the median between them.
 func TestRecommendWritesTheBand(t *testing.T) {
 	model := trainTrafficModel(t)
 	now := t0.Add(14*24*time.Hour + 30*time.Second)
 	avg := autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewMilliQuantity(500, resource.DecimalSI)}
-	band := func(q float64) []burst.BandPoint {
+	band := func(q float64) (upper, median []portraitresult.Point) {
 		t.Helper()
 		cl := &fakeCluster{hp: testPortrait(cpuMetric(avg), podsMetric("ready", "kube_pod_status_ready"), podsMetric("qps", "http_requests"))}
 		o := baseOptions(model)
@@ -217,30 +216,34 @@ func TestRecommendWritesTheBand(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if BandKey != hportrait.BandKey {
-			t.Fatalf("the job writes %q, the manager reads %q", BandKey, hportrait.BandKey)
+		b, err := portraitresult.DecodeBand(data)
+		if err != nil || b.Quantile != q {
+			t.Fatalf("band %s: %v (quantile %v, want %v)", data[portraitresult.KeyTrafficBand], err, b.Quantile, q)
 		}
-		points, gotQ, err := hportrait.ParseBand(data[BandKey], "qps")
-		if err != nil || gotQ != q {
-			t.Fatalf("band %s: %v (quantile %v, want %v)", data[BandKey], err, gotQ, q)
+		if upper, err = b.UpperOf("qps"); err != nil {
+			t.Fatal(err)
 		}
-		return points
+		return upper, b.Median["qps"]
 	}
-	upper, lower := band(0.9), band(0.1)
-	if len(upper) != 6 || len(lower) != 6 {
-		t.Fatalf("%d and %d band points, want the 6 of the forecast horizon", len(upper), len(lower))
+	upper, median := band(0.9)
+	lower, median2 := band(0.1)
+	if len(upper) != 6 || len(lower) != 6 || len(median) != 6 {
+		t.Fatalf("%d, %d and %d band points, want the 6 of the forecast horizon", len(upper), len(lower), len(median))
 	}
 	for i := range upper {
-		if !upper[i].Time.After(now.Add(-time.Hour)) || upper[i].Time.Unix()%3600 != 0 || !upper[i].Time.Equal(lower[i].Time) {
-			t.Errorf("point %d at %s (and %s): want the forecast's hours after now", i, upper[i].Time, lower[i].Time)
+		if !upper[i].Time.After(now.Add(-time.Hour)) || upper[i].Time.Unix()%3600 != 0 || !upper[i].Time.Equal(lower[i].Time) || !upper[i].Time.Equal(median[i].Time) {
+			t.Errorf("point %d at %s (and %s, %s): want the forecast's hours after now", i, upper[i].Time, lower[i].Time, median[i].Time)
 		}
-		if upper[i].Upper < lower[i].Upper || upper[i].Upper < 60 || upper[i].Upper > 200 {
-			t.Errorf("point %d: 0.9 quantile %.1f, 0.1 quantile %.1f; want ordered, around the traffic of 60..140", i, upper[i].Upper, lower[i].Upper)
+		if upper[i].Value < median[i].Value || median[i].Value < lower[i].Value || upper[i].Value < 60 || upper[i].Value > 200 {
+			t.Errorf("point %d: 0.9 quantile %.1f, median %.1f, 0.1 quantile %.1f; want ordered, around the traffic of 60..140", i, upper[i].Value, median[i].Value, lower[i].Value)
+		}
+		if median[i] != median2[i] {
+			t.Errorf("point %d: median %v with the 0.9 band, %v with the 0.1 band: the median does not depend on the band", i, median[i], median2[i])
 		}
 	}
 	cl := &fakeCluster{hp: testPortrait(cpuMetric(avg), podsMetric("ready", "kube_pod_status_ready"), podsMetric("qps", "http_requests"))}
-	if data, err := Recommend(context.Background(), baseOptions(model), RecommendDeps{History: &fakeHistory{}, Portraits: cl, Results: cl, Now: now}); err != nil || data[BandKey] != "" {
-		t.Errorf("without --burst-band-quantile: %v, band %q, want none", err, data[BandKey])
+	if data, err := Recommend(context.Background(), baseOptions(model), RecommendDeps{History: &fakeHistory{}, Portraits: cl, Results: cl, Now: now}); err != nil || data[portraitresult.KeyTrafficBand] != "" {
+		t.Errorf("without --burst-band-quantile: %v, band %q, want none", err, data[portraitresult.KeyTrafficBand])
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	autoscalingv1alpha1 "github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/config/portraitresult"
 	"github.com/kapacitystack/kapacity/recommender/estimator"
 )
 
@@ -56,8 +57,8 @@ func NewRecommendCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote ConfigMap %s/%s: expireTime %s, timeSeries %s\n",
-				o.HPNamespace, ResultConfigMapName(o.HPName), data["expireTime"], data["timeSeries"])
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote ConfigMap %s/%s: %s %s, %s %s\n", o.HPNamespace, portraitresult.ConfigMapName(o.HPName),
+				portraitresult.KeyExpireTime, data[portraitresult.KeyExpireTime], portraitresult.KeyTimeSeries, data[portraitresult.KeyTimeSeries])
 			return nil
 		},
 	}
@@ -72,7 +73,7 @@ func NewRecommendCommand() *cobra.Command {
 	f.Float64Var(&o.REMaxMSEAllowed, "re-max-mse-allowed", o.REMaxMSEAllowed, "quality gate: maximum MSE on the 0..100 resource scale")
 	f.StringVar(&o.ScalingFreq, "scaling-freq", "", "resampling frequency of the replica series (max per bucket), e.g. 10min, 1H; ≥ the model's freq")
 	f.Int64Var(&o.ScaleUpAheadSeconds, "scale-up-ahead-seconds", 0, "move scale-up points this much earlier")
-	f.Float64Var(&o.BandQuantile, "burst-band-quantile", 0.9, "also write this quantile of the traffic forecast (key "+BandKey+"): the band a Burst portrait of the same IHPA detects bursts above; 0: none")
+	f.Float64Var(&o.BandQuantile, "burst-band-quantile", 0.9, "also write this quantile and the median of the traffic forecast (key "+portraitresult.KeyTrafficBand+"): the band a Burst portrait of the same IHPA detects bursts above, drawn by the console; 0: none")
 	f.StringVar(&o.HPName, "hp-name", os.Getenv("HP_NAME"), "HorizontalPortrait name (default $HP_NAME)")
 	f.StringVar(&o.HPNamespace, "hp-namespace", os.Getenv("HP_NAMESPACE"), "HorizontalPortrait namespace (default $HP_NAMESPACE)")
 	for _, n := range []string{"tsf-model-path", "re-history-len", "re-time-delta-hours", "scaling-freq"} {
@@ -113,20 +114,16 @@ func (k *KubeClients) GetHorizontalPortrait(ctx context.Context, namespace, name
 	return hp, nil
 }
 
-// ResultLabelKey marks the result ConfigMap: the manager watches only ConfigMaps with this label
-// (executor/hportrait.ResultLabelKey, the same key).
-const ResultLabelKey = "kapacitystack.io/portrait-result"
-
 // WriteResult implements ResultWriter: it creates the ConfigMap owned by hp (controller,
-// blockOwnerDeletion) or replaces its data, labelled ResultLabelKey=true. Unlike the reference,
-// read errors other than NotFound fail.
+// blockOwnerDeletion) or replaces its data, labelled portraitresult.LabelKey (the manager watches
+// only labelled results). Unlike the reference, read errors other than NotFound fail.
 func (k *KubeClients) WriteResult(ctx context.Context, hp *autoscalingv1alpha1.HorizontalPortrait, data map[string]string) error {
 	cms := k.Client.CoreV1().ConfigMaps(hp.Namespace)
-	name := ResultConfigMapName(hp.Name)
+	name := portraitresult.ConfigMapName(hp.Name)
 	cm, err := cms.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		cm = &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: hp.Namespace, Labels: map[string]string{ResultLabelKey: "true"}, OwnerReferences: []metav1.OwnerReference{{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: hp.Namespace, Labels: map[string]string{portraitresult.LabelKey: portraitresult.LabelValue}, OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: autoscalingv1alpha1.GroupVersion.String(), Kind: "HorizontalPortrait", Name: hp.Name, UID: hp.UID,
 				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
 			}}},
@@ -142,7 +139,7 @@ func (k *KubeClients) WriteResult(ctx context.Context, hp *autoscalingv1alpha1.H
 	if cm.Labels == nil {
 		cm.Labels = map[string]string{}
 	}
-	cm.Labels[ResultLabelKey] = "true"
+	cm.Labels[portraitresult.LabelKey] = portraitresult.LabelValue
 	_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
 	return err
 }

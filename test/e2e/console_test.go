@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/config/portraitresult"
 	"github.com/kapacitystack/kapacity/console"
 	"github.com/kapacitystack/kapacity/localcluster/stack"
 	"github.com/kapacitystack/kapacity/test/poll"
@@ -61,6 +62,69 @@ spec:
       grayStrategy: {grayState: Cutoff, changeIntervalSeconds: 30, changePercent: 50, observationSeconds: 60}
 `
 
+// consoleForecastIHPA scales Deployment api with a Predictive portrait only, whose job never runs
+// during the test (once a year): the test writes the job's result itself, as kapacity recommend
+// does (through config/portraitresult), with the traffic forecast.
+const consoleForecastIHPA = `
+apiVersion: autoscaling.kapacitystack.io/v1alpha1
+kind: IntelligentHorizontalPodAutoscaler
+metadata:
+  name: forecast
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: api}
+  minReplicas: 1
+  maxReplicas: 10
+  portraitProviders:
+  - type: Dynamic
+    priority: 1
+    dynamic:
+      portraitType: Predictive
+      metrics:
+      - {type: Resource, resource: {name: cpu, target: {type: AverageValue, averageValue: 1m}}}
+      - {type: Pods, pods: {metric: {name: kube_pod_status_ready}, target: {type: AverageValue, averageValue: "1"}}}
+      - name: qps
+        type: External
+        external: {metric: {name: requests_per_second}, target: {type: AverageValue, averageValue: "10"}}
+      algorithm:
+        type: ExternalJob
+        externalJob:
+          job:
+            type: CronJob
+            cronJob:
+              template:
+                spec:
+                  schedule: "0 0 1 1 *"
+                  jobTemplate:
+                    spec:
+                      template:
+                        spec:
+                          containers:
+                          - {name: algorithm, args: [--scaling-freq=10min]}
+                          restartPolicy: OnFailure
+          resultSource: {type: ConfigMap}
+`
+
+// forecastResult is the result of consoleForecastIHPA's job, written at now: 2 replicas, and the
+// traffic forecast every 10 minutes from half an hour ago to 3 hours ahead.
+func forecastResult(t *testing.T, now time.Time) (map[string]string, float64, float64) {
+	t.Helper()
+	band := &portraitresult.Band{Quantile: 0.9, Upper: map[string][]portraitresult.Point{}, Median: map[string][]portraitresult.Point{}}
+	start := now.Truncate(10 * time.Minute).Add(-30 * time.Minute)
+	var upper, median float64
+	for i := range 22 {
+		at := start.Add(time.Duration(i) * 10 * time.Minute)
+		upper, median = 60+float64(i), 40+float64(i)
+		band.Upper["qps"] = append(band.Upper["qps"], portraitresult.Point{Time: at, Value: upper})
+		band.Median["qps"] = append(band.Median["qps"], portraitresult.Point{Time: at, Value: median})
+	}
+	data, err := portraitresult.Encode(portraitresult.Result{ExpireTime: start.Add(22 * 10 * time.Minute),
+		Replicas: []v1alpha1.ReplicaTimeSeriesPoint{{Timestamp: now.Add(-time.Minute).Unix(), Replicas: 2}}, Band: band})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, upper, median
+}
+
 // TestConsole drives `kapacity console` in Debian's chromium: the list, detail and cost pages
 // against the cluster's state, as an admin and as a user who may read one namespace only.
 func TestConsole(t *testing.T) {
@@ -84,6 +148,23 @@ func TestConsole(t *testing.T) {
 		if err := crClient.Create(ctx, ihpa); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := stack.CreateWorkload(ctx, kube, env.Sim, nsA, "api", 1, 30); err != nil {
+		t.Fatal(err)
+	}
+	forecastIHPA := &v1alpha1.IntelligentHorizontalPodAutoscaler{}
+	if err := yaml.UnmarshalStrict([]byte(consoleForecastIHPA), forecastIHPA); err != nil {
+		t.Fatal(err)
+	}
+	forecastIHPA.Namespace = nsA
+	if err := crClient.Create(ctx, forecastIHPA); err != nil {
+		t.Fatal(err)
+	}
+	resultData, lastUpper, lastMedian := forecastResult(t, time.Now())
+	resultCM := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: nsA, Name: portraitresult.ConfigMapName("forecast-predictive"),
+		Labels: map[string]string{portraitresult.LabelKey: portraitresult.LabelValue}}, Data: resultData}
+	if _, err := kube.CoreV1().ConfigMaps(nsA).Create(ctx, resultCM, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 	// The executor scales web to the portrait's 3 replicas.
 	for _, ns := range []string{nsA, nsB} {
@@ -172,6 +253,29 @@ func TestConsole(t *testing.T) {
 			return fmt.Sprint(last), len(last) == 1 && last[0] == "3", nil
 		})
 		b.screenshot(t, filepath.Join(artifacts, "console-detail.png"))
+	})
+
+	// The job's result, written through the contract, is read by the manager (the predictive
+	// provider offers its replicas) and drawn by the console (the forecast's median and band).
+	t.Run("forecast", func(t *testing.T) {
+		b := browser.open(t, "http://"+admin.Addr()+"/ihpas/"+nsA+"/forecast", "#replica-chart svg")
+		poll.Until(ctx, t, 2*time.Minute, "the predictive provider offering the result's 2 replicas, and the measured traffic", func(context.Context) (string, bool, error) {
+			b.reload(t, "#traffic-chart svg")
+			got := b.text(t, `tr[data-provider="0"] [data-field=replicas]`)
+			measured := b.strings(t, `Array.from(document.querySelectorAll('#traffic-chart path[data-series="requests_per_second (measured)"]')).map(e => e.dataset.last || "")`)
+			return fmt.Sprintf("replicas %s, measured traffic ends at %v", got, measured), got == "2" && len(measured) == 1 && measured[0] != "", nil
+		})
+		last := b.strings(t, `["median forecast", "0.9 quantile (upper band)"].map(n => { const e = document.querySelector('#traffic-chart path[data-series="' + n + '"]'); return e ? (e.dataset.last || "") : "missing" })`)
+		if want := []string{strconv.FormatFloat(lastMedian, 'f', -1, 64), strconv.FormatFloat(lastUpper, 'f', -1, 64)}; !slices.Equal(last, want) {
+			t.Errorf("the traffic chart's median and band end at %v, want the forecast's last values %v", last, want)
+		}
+		if s := b.text(t, `[data-field=forecast]`); !strings.Contains(s, "the median (dashed) and the 0.9 quantile, the upper band (dotted); expires") {
+			t.Errorf("the forecast caption says %q", s)
+		}
+		if s := b.text(t, `[data-field=forecastNotice]`); !strings.Contains(s, "its median and its 0.9 quantile") || !strings.Contains(s, resultCM.Name) {
+			t.Errorf("the forecast notice says %q", s)
+		}
+		b.screenshot(t, filepath.Join(artifacts, "console-forecast.png"))
 	})
 
 	t.Run("cost", func(t *testing.T) {
