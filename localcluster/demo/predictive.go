@@ -16,13 +16,13 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/config/portraitresult"
 	"github.com/kapacitystack/kapacity/deploy/examples"
 	"github.com/kapacitystack/kapacity/executor/algorithmjob"
 	"github.com/kapacitystack/kapacity/executor/manager"
 	"github.com/kapacitystack/kapacity/localcluster"
 	"github.com/kapacitystack/kapacity/localcluster/sim"
 	"github.com/kapacitystack/kapacity/localcluster/stack"
-	"github.com/kapacitystack/kapacity/recommender/cli"
 )
 
 // predictiveSample is Kapacity's predictive quick-start sample (2.2.1.3), as users copy it.
@@ -192,7 +192,7 @@ func (p *predictive) deploy(ctx context.Context, bed *localcluster.Cluster, work
 			return fmt.Errorf("the predictive sample's first job failed: %v", run)
 		}
 		fmt.Fprintf(out, "  the job ran `kapacity %s` in %s and wrote ConfigMap %s/%s\n", run.Args[0], run.Took.Round(100*time.Millisecond),
-			ns, cli.ResultConfigMapName(p.portrait))
+			ns, portraitresult.ConfigMapName(p.portrait))
 	case <-time.After(3 * time.Minute):
 		return errors.New("the predictive sample's first job did not run within 3 minutes")
 	case <-ctx.Done():
@@ -227,7 +227,7 @@ before its traffic rises. Its CronJob %[1]s/%[11]s ran it once at start;
 its schedule keeps the forecast fresh. Only the sample's timing was changed for the demo:
 `, ns, p.ihpa, p.traffic.Low, p.traffic.High, minutes(predictiveBusy), minutes(predictivePeriod),
 		p.traffic.NextRise(time.Now()).Format("15:04"), days(stack.PredictiveHistoryLength),
-		cli.ResultConfigMapName(p.portrait), p.portrait, p.cronJob)
+		portraitresult.ConfigMapName(p.portrait), p.portrait, p.cronJob)
 	for _, c := range p.changes {
 		fmt.Fprintf(&b, "  %s\n", c)
 	}
@@ -240,7 +240,7 @@ with a token of the Job's ServiceAccount (kubectl describe job shows how it went
   kubectl get configmap -n %[1]s %[3]s -o yaml
   kubectl get --raw /apis/custom.metrics.k8s.io/v1beta2/namespaces/%[1]s/ingresses.networking.k8s.io/nginx-server/nginx_ingress_controller_requests_rate
   kubectl get jobs -n %[1]s -l %[4]s=%[5]s
-`, ns, p.portrait, cli.ResultConfigMapName(p.portrait), algorithmjob.ComponentLabelKey, algorithmjob.ComponentLabelValue)
+`, ns, p.portrait, portraitresult.ConfigMapName(p.portrait), algorithmjob.ComponentLabelKey, algorithmjob.ComponentLabelValue)
 	return b.String()
 }
 

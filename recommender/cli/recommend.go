@@ -60,10 +60,6 @@ type RecommendDeps struct {
 	Now       time.Time
 }
 
-// ResultConfigMapName is portraitresult.ConfigMapName, kept for the end-to-end tests that name
-// the result through this package.
-func ResultConfigMapName(hpName string) string { return portraitresult.ConfigMapName(hpName) }
-
 func (o *RecommendOptions) validate() (history, scaling time.Duration, err error) {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/kapacitystack/kapacity/adapter/promclient"
 	"github.com/kapacitystack/kapacity/config/apis/autoscaling/v1alpha1"
+	"github.com/kapacitystack/kapacity/config/portraitresult"
 	"github.com/kapacitystack/kapacity/executor/algorithmjob"
 	"github.com/kapacitystack/kapacity/executor/hportrait"
 	historyv1alpha1 "github.com/kapacitystack/kapacity/historyapi/v1alpha1"
@@ -409,7 +410,7 @@ var unixSeconds = regexp.MustCompile(`^[0-9]+$`)
 // Unix seconds from about now on; it returns the points in time order.
 func checkResult(ctx context.Context, t *testing.T, w predictiveWorkload, began time.Time) []v1alpha1.ReplicaTimeSeriesPoint {
 	t.Helper()
-	name := cli.ResultConfigMapName(w.portrait)
+	name := portraitresult.ConfigMapName(w.portrait)
 	cm, err := kube.CoreV1().ConfigMaps(w.ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("result ConfigMap %s/%s: %v", w.ns, name, err)
