@@ -1,0 +1,303 @@
+package main
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+var allAPIServices = []string{
+	"v1beta1.custom.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io", "v1beta1.external.metrics.k8s.io",
+	"v1beta1.metrics.k8s.io", "v1alpha1.history.metrics.kapacitystack.io",
+}
+
+// apiServicesWithout lists the APIServices but those of the API group drop.
+func apiServicesWithout(drop string) []string {
+	return slices.DeleteFunc(slices.Clone(allAPIServices), func(s string) bool {
+		_, group, _ := strings.Cut(s, ".")
+		return group == drop
+	})
+}
+
+type toggleCase struct {
+	name    string
+	rel     Release
+	sets    []string
+	wantErr string // a render error containing this
+	check   func(t *testing.T, r rendered)
+}
+
+func wantNames(t *testing.T, r rendered, kind string, want ...string) {
+	t.Helper()
+	got := r.names(kind)
+	slices.Sort(got)
+	want = slices.Clone(want)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s objects: got %v, want %v", kind, got, want)
+	}
+}
+
+func wantArgs(t *testing.T, r rendered, deployment string, want ...string) {
+	t.Helper()
+	args := r.args(t, deployment)
+	for _, w := range want {
+		if !slices.Contains(args, w) {
+			t.Errorf("%s lacks argument %q; has %q", deployment, w, args)
+		}
+	}
+}
+
+func noArgPrefix(t *testing.T, r rendered, deployment, prefix string) {
+	t.Helper()
+	for _, a := range r.args(t, deployment) {
+		if strings.HasPrefix(a, prefix) {
+			t.Errorf("%s has argument %q", deployment, a)
+		}
+	}
+}
+
+func wantRule(t *testing.T, o Object, resource string, want bool) {
+	t.Helper()
+	has := false
+	for _, rule := range o.Doc["rules"].([]any) {
+		rs, _ := rule.(map[string]any)["resources"].([]any)
+		if slices.Contains(rs, any(resource)) {
+			has = true
+		}
+	}
+	if has != want {
+		t.Errorf("%s: rule for %s present=%v, want %v", o, resource, has, want)
+	}
+}
+
+var toggleCases = []toggleCase{
+	{name: "defaults", check: func(t *testing.T, r rendered) {
+		wantNames(t, r, "Deployment", "kapacity-adapter", "kapacity-manager")
+		wantNames(t, r, "APIService", allAPIServices...)
+		wantNames(t, r, "PodDisruptionBudget", "kapacity-adapter", "kapacity-manager")
+		wantNames(t, r, "ServiceAccount", "kapacity-adapter", "kapacity-manager", "kapacity-algorithm-job")
+		wantNames(t, r, "Service", "kapacity-adapter", "kapacity-webhook")
+		wantNames(t, r, "MutatingWebhookConfiguration", "kapacity-pod-webhook")
+		wantNames(t, r, "ConfigMap", "kapacity-adapter-config")
+		wantNames(t, r, "ServiceMonitor")
+		wantNames(t, r, "Certificate")
+		wantNames(t, r, "Namespace") // helm install --create-namespace makes it
+		wantArgs(t, r, "kapacity-manager", "--leader-elect", "--leader-election-namespace=kapacity-system",
+			"--leader-election-id=kapacity-manager", "--webhook-cert-mode=self-signed",
+			"--webhook-cert-secret-namespace=kapacity-system", "--webhook-configuration-name=kapacity-pod-webhook",
+			"--algorithm-job-namespace=kapacity-system", "--algorithm-job-default-service-account=kapacity-algorithm-job",
+			"--algorithm-job-default-metrics-server-addr=kapacity-adapter.kapacity-system.svc:9090",
+			"--algorithm-job-default-image-horizontal-predictive=ghcr.io/kapacitystack/kapacity:v0.1.0")
+		wantArgs(t, r, "kapacity-adapter", "--prometheus-url=http://prometheus-operated.monitoring.svc:9090", "--grpc-port=9090")
+		if c, _ := r.container(t, "kapacity-adapter"); c["image"] != "ghcr.io/kapacitystack/kapacity:v0.1.0" {
+			t.Errorf("adapter image %v, want the chart's appVersion as tag", c["image"])
+		}
+		if d, _ := r.find("Deployment", "kapacity-adapter"); dig(d.Doc, "metadata", "labels", "app.kubernetes.io/managed-by") != "Helm" {
+			t.Errorf("Helm's labels missing: %v", dig(d.Doc, "metadata", "labels"))
+		}
+	}},
+	{name: "adapter off", sets: []string{"adapter.enabled=false"}, check: func(t *testing.T, r rendered) {
+		wantNames(t, r, "Deployment", "kapacity-manager")
+		wantNames(t, r, "APIService")
+		wantNames(t, r, "ConfigMap")
+		noArgPrefix(t, r, "kapacity-manager", "--algorithm-job-default-metrics-server-addr")
+	}},
+	{name: "manager off", sets: []string{"manager.enabled=false"}, check: func(t *testing.T, r rendered) {
+		wantNames(t, r, "Deployment", "kapacity-adapter")
+		wantNames(t, r, "MutatingWebhookConfiguration")
+		wantNames(t, r, "ServiceAccount", "kapacity-adapter")
+		wantNames(t, r, "APIService", allAPIServices...)
+	}},
+	{name: "custom metrics off", sets: []string{"apiServices.customMetrics.enabled=false"}, check: func(t *testing.T, r rendered) {
+		wantNames(t, r, "APIService", apiServicesWithout("custom.metrics.k8s.io")...)
+	}},
+	{name: "external metrics off (KEDA)", sets: []string{"apiServices.externalMetrics.enabled=false"}, check: func(t *testing.T, r rendered) {
+		wantNames(t, r, "APIService", apiServicesWithout("external.metrics.k8s.io")...)
+	}},
+	{name: "resource metrics off (metrics-server)", sets: []string{"apiServices.resourceMetrics.enabled=false"}, check: func(t *testing.T, r rendered) {
+		wantNames(t, r, "APIService", apiServicesWithout("metrics.k8s.io")...)
+	}},
+	{name: "history off", sets: []string{"apiServices.history.enabled=false"}, check: func(t *testing.T, r rendered) {
+		wantNames(t, r, "APIService", apiServicesWithout("history.metrics.kapacitystack.io")...)
+	}},
+	{name: "KEDA and metrics-server both kept", sets: []string{"apiServices.externalMetrics.enabled=false,apiServices.resourceMetrics.enabled=false"}, check: func(t *testing.T, r rendered) {
+		wantNames(t, r, "APIService", "v1beta1.custom.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io", "v1alpha1.history.metrics.kapacitystack.io")
+	}},
+	{name: "cert-manager mode", sets: []string{"webhook.certMode=cert-manager"}, check: checkCertManager},
+	{name: "cert-manager mode by Kapacity's useCertManager", sets: []string{"webhook.useCertManager=true"}, check: checkCertManager},
+	{name: "cert-manager mode with an issuer", sets: []string{"webhook.certMode=cert-manager,webhook.certManager.issuerRef.kind=ClusterIssuer,webhook.certManager.issuerRef.name=ca"}, check: func(t *testing.T, r rendered) {
+		wantNames(t, r, "Issuer")
+		c, _ := r.find("Certificate", "kapacity-webhook")
+		if dig(c.Doc, "spec", "issuerRef", "kind") != "ClusterIssuer" || dig(c.Doc, "spec", "issuerRef", "name") != "ca" {
+			t.Errorf("Certificate issuerRef %v", dig(c.Doc, "spec", "issuerRef"))
+		}
+	}},
+	{name: "external certificate", sets: []string{"webhook.certMode=external,webhook.certSecretName=my-cert,webhook.caBundle=Q0E="}, check: func(t *testing.T, r rendered) {
+		wantNames(t, r, "Certificate")
+		wantArgs(t, r, "kapacity-manager", "--webhook-cert-mode=external")
+		_, pod := r.container(t, "kapacity-manager")
+		if got := dig(pod["volumes"].([]any)[0], "secret", "secretName"); got != "my-cert" {
+			t.Errorf("certs volume from %v, want my-cert", got)
+		}
+		w, _ := r.find("MutatingWebhookConfiguration", "kapacity-pod-webhook")
+		if got := dig(w.Doc["webhooks"].([]any)[0], "clientConfig", "caBundle"); got != "Q0E=" {
+			t.Errorf("caBundle %v", got)
+		}
+	}},
+	{name: "external certificate without caBundle", sets: []string{"webhook.certMode=external,webhook.certSecretName=my-cert"}, wantErr: "webhook.caBundle"},
+	{name: "unknown certificate mode", sets: []string{"webhook.certMode=vault"}, wantErr: `webhook.certMode is "vault"`},
+	{name: "webhook off", sets: []string{"webhook.enabled=false"}, check: func(t *testing.T, r rendered) {
+		wantNames(t, r, "MutatingWebhookConfiguration")
+		wantNames(t, r, "Service", "kapacity-adapter")
+		wantArgs(t, r, "kapacity-manager", "--webhook-port=0")
+		rbac, _ := r.find("Role", "kapacity-manager")
+		wantRule(t, rbac, "secrets", false)
+	}},
+	{name: "monitors on", sets: []string{"monitoring.serviceMonitor.enabled=true,monitoring.scraper.serviceAccount.name=prom,monitoring.scraper.serviceAccount.namespace=obs,monitoring.serviceMonitor.labels.release=prom"}, check: func(t *testing.T, r rendered) {
+		wantNames(t, r, "ServiceMonitor", "kapacity-adapter", "kapacity-manager")
+		wantNames(t, r, "Service", "kapacity-adapter", "kapacity-webhook", "kapacity-manager-metrics")
+		role, ok := r.find("ClusterRole", "kapacity-metrics-scraper")
+		if !ok {
+			t.Fatal("no scraper ClusterRole")
+		}
+		rule := role.Doc["rules"].([]any)[0]
+		if !slices.Equal(dig(rule, "nonResourceURLs").([]any), []any{"/metrics"}) || !slices.Equal(dig(rule, "verbs").([]any), []any{"get"}) {
+			t.Errorf("scraper rule %v, want nonResourceURLs [/metrics] verbs [get]", rule)
+		}
+		b, _ := r.find("ClusterRoleBinding", "kapacity-metrics-scraper")
+		subject := b.Doc["subjects"].([]any)[0]
+		if dig(subject, "name") != "prom" || dig(subject, "namespace") != "obs" {
+			t.Errorf("scraper bound to %v, want obs/prom", subject)
+		}
+		sm, _ := r.find("ServiceMonitor", "kapacity-adapter")
+		ep := sm.Doc["spec"].(map[string]any)["endpoints"].([]any)[0]
+		if dig(ep, "scheme") != "https" || dig(ep, "port") != "https" || dig(ep, "bearerTokenFile") == nil {
+			t.Errorf("adapter endpoint %v: want https with the scraper's token", ep)
+		}
+		if dig(sm.Doc, "metadata", "labels", "release") != "prom" {
+			t.Errorf("ServiceMonitor labels %v lack release=prom", dig(sm.Doc, "metadata", "labels"))
+		}
+	}},
+	{name: "scraper RBAC without monitors", sets: []string{"monitoring.scraper.rbac=true"}, check: func(t *testing.T, r rendered) {
+		wantNames(t, r, "ServiceMonitor")
+		wantNames(t, r, "ClusterRole", "kapacity-adapter", "kapacity-metrics-reader", "kapacity-history-reader", "kapacity-manager", "kapacity-algorithm-job", "kapacity-metrics-scraper")
+	}},
+	{name: "one manager replica", sets: []string{"manager.replicaCount=1,adapter.replicaCount=1"}, check: func(t *testing.T, r rendered) {
+		wantNames(t, r, "PodDisruptionBudget")
+	}},
+	{name: "one manager replica without leader election", sets: []string{"manager.replicaCount=1,manager.leaderElection.enabled=false"}, check: func(t *testing.T, r rendered) {
+		noArgPrefix(t, r, "kapacity-manager", "--leader-elect")
+	}},
+	{name: "replicas without leader election", sets: []string{"manager.replicaCount=3,manager.leaderElection.enabled=false"}, wantErr: "manager.leaderElection.enabled"},
+	{name: "another release and namespace", rel: Release{Name: "autoscale", Namespace: "platform"}, check: func(t *testing.T, r rendered) {
+		wantNames(t, r, "Deployment", "autoscale-kapacity-adapter", "autoscale-kapacity-manager")
+		wantArgs(t, r, "autoscale-kapacity-manager", "--leader-election-namespace=platform",
+			"--webhook-cert-secret-name=autoscale-kapacity-webhook-cert", "--webhook-cert-secret-namespace=platform",
+			"--webhook-configuration-name=autoscale-kapacity-pod-webhook",
+			"--webhook-cert-dns-names=autoscale-kapacity-webhook,autoscale-kapacity-webhook.platform,autoscale-kapacity-webhook.platform.svc,autoscale-kapacity-webhook.platform.svc.cluster.local",
+			"--algorithm-job-namespace=platform",
+			"--algorithm-job-default-metrics-server-addr=autoscale-kapacity-adapter.platform.svc:9090")
+		a, _ := r.find("APIService", "v1beta1.custom.metrics.k8s.io")
+		if dig(a.Doc, "spec", "service", "name") != "autoscale-kapacity-adapter" || dig(a.Doc, "spec", "service", "namespace") != "platform" {
+			t.Errorf("APIService service %v", dig(a.Doc, "spec", "service"))
+		}
+		w, _ := r.find("MutatingWebhookConfiguration", "autoscale-kapacity-pod-webhook")
+		if got := dig(w.Doc["webhooks"].([]any)[0], "namespaceSelector", "matchExpressions").([]any)[0]; !slices.Contains(dig(got, "values").([]any), any("platform")) {
+			t.Errorf("webhook does not exclude its own namespace: %v", got)
+		}
+	}},
+	{name: "Prometheus auth and TLS", sets: []string{"prometheus.address=https://prom.example:9091/prefix,prometheus.auth.bearerToken.secretName=prom-token,prometheus.auth.basicAuth.username=kapacity,prometheus.auth.basicAuth.passwordSecretName=prom-basic,prometheus.tls.caConfigMapName=prom-ca,prometheus.tls.clientCertSecretName=prom-client,prometheus.tls.serverName=prom,prometheus.headers.X-Scope-OrgID=tenant-a"}, check: func(t *testing.T, r rendered) {
+		wantArgs(t, r, "kapacity-adapter", "--prometheus-url=https://prom.example:9091/prefix",
+			"--prometheus-token-file=/var/run/kapacity/prometheus/token/token",
+			"--prometheus-basic-auth-username=kapacity", "--prometheus-basic-auth-password-file=/var/run/kapacity/prometheus/basic-auth/password",
+			"--prometheus-ca-file=/var/run/kapacity/prometheus/ca/ca.crt",
+			"--prometheus-client-tls-cert-file=/var/run/kapacity/prometheus/client-tls/tls.crt",
+			"--prometheus-client-tls-key-file=/var/run/kapacity/prometheus/client-tls/tls.key",
+			"--prometheus-tls-server-name=prom", "--prometheus-header=X-Scope-OrgID=tenant-a")
+		c, pod := r.container(t, "kapacity-adapter")
+		var mounts, vols []string
+		for _, m := range c["volumeMounts"].([]any) {
+			mounts = append(mounts, dig(m, "name").(string))
+		}
+		for _, v := range pod["volumes"].([]any) {
+			vols = append(vols, dig(v, "name").(string))
+		}
+		for _, want := range []string{"prometheus-token", "prometheus-basic-auth", "prometheus-ca", "prometheus-client-tls"} {
+			if !slices.Contains(mounts, want) || !slices.Contains(vols, want) {
+				t.Errorf("volume %s not mounted: mounts %v, volumes %v", want, mounts, vols)
+			}
+		}
+	}},
+	{name: "basic auth without its password", sets: []string{"prometheus.auth.basicAuth.username=kapacity"}, wantErr: "passwordSecretName is required"},
+	{name: "no Prometheus address", sets: []string{"prometheus.address="}, wantErr: "prometheus.address is required"},
+}
+
+func checkCertManager(t *testing.T, r rendered) {
+	wantNames(t, r, "Certificate", "kapacity-webhook")
+	wantNames(t, r, "Issuer", "kapacity-webhook-selfsigned")
+	w, _ := r.find("MutatingWebhookConfiguration", "kapacity-pod-webhook")
+	if got := dig(w.Doc, "metadata", "annotations", "cert-manager.io/inject-ca-from"); got != "kapacity-system/kapacity-webhook" {
+		t.Errorf("inject-ca-from %v", got)
+	}
+	c, _ := r.find("Certificate", "kapacity-webhook")
+	if got := dig(c.Doc, "spec", "secretName"); got != "kapacity-webhook-cert" {
+		t.Errorf("Certificate secret %v", got)
+	}
+	wantArgs(t, r, "kapacity-manager", "--webhook-cert-mode=external", "--webhook-cert-dir=/certs")
+	noArgPrefix(t, r, "kapacity-manager", "--webhook-cert-secret-name")
+	_, pod := r.container(t, "kapacity-manager")
+	if got := dig(pod["volumes"].([]any)[0], "secret", "secretName"); got != "kapacity-webhook-cert" {
+		t.Errorf("certs volume from %v, want the Certificate's Secret", got)
+	}
+	// The manager no longer writes the Secret or the webhook's caBundle: it loses those rights.
+	role, _ := r.find("Role", "kapacity-manager")
+	wantRule(t, role, "secrets", false)
+	cr, _ := r.find("ClusterRole", "kapacity-manager")
+	wantRule(t, cr, "mutatingwebhookconfigurations", false)
+}
+
+// TestChartToggles renders the chart as `helm template` does with each toggle and checks what a
+// user relies on: which objects exist, their wiring, and the invariants of every render.
+func TestChartToggles(t *testing.T) {
+	for _, tc := range toggleCases {
+		t.Run(tc.name, func(t *testing.T) {
+			rel := tc.rel
+			if rel.Name == "" {
+				rel = defaultRelease
+			}
+			r, err := render(t, rel, tc.sets...)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("render error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkEveryRender(t, rel, r)
+			tc.check(t, r)
+		})
+	}
+}
+
+// TestChartLint runs helm lint (strict) on the defaults and on every toggle that renders.
+func TestChartLint(t *testing.T) {
+	dir := filepath.Join(root, chartDir)
+	for _, tc := range toggleCases {
+		if tc.wantErr != "" {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			values, err := userValues(nil, tc.sets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Lint(dir, "kapacity-system", values); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
