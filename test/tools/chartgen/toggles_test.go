@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -230,6 +231,53 @@ var toggleCases = []toggleCase{
 			}
 		}
 	}},
+	{name: "default adapter config is the embedded one", check: func(t *testing.T, r rendered) {
+		want, err := os.ReadFile(filepath.Join(root, defaultConfig))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm, _ := r.find("ConfigMap", "kapacity-adapter-config")
+		if got := dig(cm.Doc, "data", "config.yaml"); got != string(want) {
+			t.Errorf("config.yaml is not %s byte for byte:\n%v", defaultConfig, got)
+		}
+	}},
+	{name: "adapter config as a map", sets: []string{"prometheus.metrics.config.rules[0].seriesQuery=up,prometheus.metrics.relistInterval=5m,prometheus.metrics.maxAge=15m"}, check: func(t *testing.T, r rendered) {
+		cm, _ := r.find("ConfigMap", "kapacity-adapter-config")
+		if got := dig(cm.Doc, "data", "config.yaml"); got != "rules:\n- seriesQuery: up\n" {
+			t.Errorf("config.yaml %q", got)
+		}
+		wantArgs(t, r, "kapacity-adapter", "--metrics-relist-interval=5m", "--metrics-max-age=15m")
+	}},
+	{name: "adapter config as text", sets: []string{"prometheus.metrics.config=rules: []"}, check: func(t *testing.T, r rendered) {
+		cm, _ := r.find("ConfigMap", "kapacity-adapter-config")
+		if got := dig(cm.Doc, "data", "config.yaml"); got != "rules: []\n" {
+			t.Errorf("config.yaml %q", got)
+		}
+	}},
+	{name: "Kapacity's tuning and image keys", sets: []string{"image.repository=registry.example/kapacity,image.tag=dev,kubeAPIQPS=100,kubeAPIBurst=200,reconcileConcurrency=16,grpcServer.bindPort=9191,algorithmJob.defaultMetricsServerAddr=grpc.example:9090,algorithmJob.defaultServiceAccount=jobs,algorithmJob.defaultImage.horizontalPredictive=algo:v1"}, check: func(t *testing.T, r rendered) {
+		wantArgs(t, r, "kapacity-manager", "--kube-api-qps=100", "--kube-api-burst=200", "--reconcile-concurrency=16",
+			"--algorithm-job-default-metrics-server-addr=grpc.example:9090", "--algorithm-job-default-service-account=jobs",
+			"--algorithm-job-default-image-horizontal-predictive=algo:v1")
+		wantArgs(t, r, "kapacity-adapter", "--grpc-port=9191")
+		wantNames(t, r, "ServiceAccount", "kapacity-adapter", "kapacity-manager", "jobs")
+		if c, _ := r.container(t, "kapacity-manager"); c["image"] != "registry.example/kapacity:dev" {
+			t.Errorf("manager image %v", c["image"])
+		}
+	}},
+	{name: "gRPC off", sets: []string{"grpcServer.enabled=false"}, check: func(t *testing.T, r rendered) {
+		noArgPrefix(t, r, "kapacity-adapter", "--grpc-port")
+		noArgPrefix(t, r, "kapacity-manager", "--algorithm-job-default-metrics-server-addr")
+		svc, _ := r.find("Service", "kapacity-adapter")
+		if ports := dig(svc.Doc, "spec", "ports").([]any); len(ports) != 1 {
+			t.Errorf("adapter Service ports %v, want https only", ports)
+		}
+	}},
+	{name: "Kapacity's top-level replicaCount", sets: []string{"replicaCount=3"}, wantErr: "set adapter.replicaCount and manager.replicaCount instead"},
+	{name: "Kapacity's top-level resources", sets: []string{"resources.requests.cpu=1"}, wantErr: "set adapter.resources and manager.resources instead"},
+	{name: "Kapacity's in-cluster Prometheus auth", sets: []string{"prometheus.auth.incluster=true"}, wantErr: "use prometheus.auth.bearerToken"},
+	{name: "Kapacity's metrics-api provider", sets: []string{"metricProvider=metrics-api"}, wantErr: `metricProvider "metrics-api" is not supported`},
+	{name: "Kapacity's prometheus provider", sets: []string{"metricProvider=prometheus"}, check: func(t *testing.T, r rendered) {}},
+	{name: "Kapacity's zap log level", sets: []string{"zap.logLevel=2"}, wantErr: "manager.extraArgs: [--v=N]"},
 	{name: "basic auth without its password", sets: []string{"prometheus.auth.basicAuth.username=kapacity"}, wantErr: "passwordSecretName is required"},
 	{name: "no Prometheus address", sets: []string{"prometheus.address="}, wantErr: "prometheus.address is required"},
 }
