@@ -20,8 +20,11 @@ import (
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	adapterserver "github.com/kapacitystack/kapacity/adapter/server"
+	"github.com/kapacitystack/kapacity/config/metricsconfig"
+	deployconfig "github.com/kapacitystack/kapacity/deploy/config"
 	historyv1alpha1 "github.com/kapacitystack/kapacity/historyapi/v1alpha1"
 	"github.com/kapacitystack/kapacity/localcluster"
 	"github.com/kapacitystack/kapacity/localcluster/sim"
@@ -30,9 +33,10 @@ import (
 // Namespace holds the adapter's Service; not kapacity-system, which the deploy/ manifests own.
 const Namespace = "kapacity-test"
 
-// AdapterConfig is a prometheus-adapter config as a user would write it for the simulator's
-// series, plus Kapacity's resource rules and workload patterns.
-const AdapterConfig = `
+// simulatorRules are the rules a user of the default config would add for the simulator's
+// series and for the history tests' gauges, and the rule the predictive quick-start (2.2.1.3) tells
+// its users to add for ingress-nginx, verbatim.
+const simulatorRules = `
 rules:
 - seriesQuery: 'http_requests_total{namespace!="",pod!=""}'
   resources:
@@ -57,14 +61,6 @@ rules:
   resources:
     template: <<.Resource>>
 externalRules:
-# Ready pods, named as the quick-start's predictive sample expects (Kapacity's Helm chart name).
-- seriesQuery: '{__name__="kube_pod_status_ready"}'
-  metricsQuery: sum(<<.Series>>{condition="true",<<.LabelMatchers>>})
-  name:
-    as: kube_pod_status_ready
-  resources:
-    overrides:
-      namespace: {resource: namespace}
 - seriesQuery: 'history_inflight{namespace!=""}'
   resources:
     overrides:
@@ -76,32 +72,35 @@ externalRules:
       namespace: {resource: namespace}
   name: {matches: "^http_requests_total$", as: "requests_per_second"}
   metricsQuery: 'sum(rate(<<.Series>>{<<.LabelMatchers>>}[20s]))'
-resourceRules:
-  cpu:
-    containerQuery: 'sum by (<<.GroupBy>>) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",<<.LabelMatchers>>}[20s]))'
-    # For the recommender's ready-pods-only history; 3m (as Kapacity's default) so that it also reads
-    # counters backfilled at one-minute resolution.
-    readyPodsOnlyContainerQuery: 'sum by (<<.GroupBy>>) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",<<.LabelMatchers>>}[3m])))'
-    resources:
-      overrides:
-        namespace: {resource: namespace}
-        pod: {resource: pod}
-    containerLabel: container
-  memory:
-    containerQuery: 'sum by (<<.GroupBy>>) (container_memory_working_set_bytes{container!="",container!="POD",<<.LabelMatchers>>})'
-    readyPodsOnlyContainerQuery: 'sum by (<<.GroupBy>>) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (container_memory_working_set_bytes{container!="",container!="POD",<<.LabelMatchers>>}))'
-    resources:
-      overrides:
-        namespace: {resource: namespace}
-        pod: {resource: pod}
-    containerLabel: container
-  window: 20s
-# Kapacity's default patterns (deploy/config/kapacity-default.yaml says why these classes).
-workloadPodNamePatterns:
-- {group: apps, kind: ReplicaSet, pattern: '^%s-[bcdfghjklmnpqrstvwxz2456789]{5}$'}
-- {group: apps, kind: Deployment, pattern: '^%s-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$'}
-- {group: apps, kind: StatefulSet, pattern: '^%s-(0|[1-9][0-9]*)$'}
 `
+
+// AdapterConfig returns the config the test bed's adapter runs with: Kapacity's default config
+// (deploy/config/kapacity-default.yaml, what the chart installs: resource rules, the ready-pods
+// rules, workload patterns) with simulatorRules appended to its rules and externalRules, as a
+// user adds their own. What the quick-start samples read (CPU of ready pods, kube_pod_status_ready)
+// therefore comes from the default config itself.
+func AdapterConfig() (string, error) {
+	var cfg, extra map[string]any
+	if err := yaml.Unmarshal(deployconfig.KapacityDefault(), &cfg); err != nil {
+		return "", fmt.Errorf("decoding the default config: %w", err)
+	}
+	if err := yaml.Unmarshal([]byte(simulatorRules), &extra); err != nil {
+		return "", fmt.Errorf("decoding the simulator's rules: %w", err)
+	}
+	for _, key := range []string{"rules", "externalRules"} {
+		base, _ := cfg[key].([]any)
+		add, _ := extra[key].([]any)
+		cfg[key] = append(base, add...)
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		return "", err
+	}
+	if _, err := metricsconfig.Load(out); err != nil {
+		return "", fmt.Errorf("the test bed's adapter config: %w", err)
+	}
+	return string(out), nil
+}
 
 // Adapter is a running adapter with the simulator feeding it.
 type Adapter struct {

@@ -25,7 +25,11 @@ var (
 func useAdapter(t testing.TB) *stack.Adapter {
 	t.Helper()
 	adapterOnce.Do(func() {
-		adapter, adapterErr = stack.StartAdapter(context.Background(), bed, stack.AdapterConfig)
+		var config string
+		if config, adapterErr = stack.AdapterConfig(); adapterErr != nil {
+			return
+		}
+		adapter, adapterErr = stack.StartAdapter(context.Background(), bed, config)
 		if adapterErr == nil {
 			suiteCleanups = append(suiteCleanups, adapter.Stop)
 		}
