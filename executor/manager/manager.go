@@ -103,7 +103,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	_ = fs.MarkDeprecated("algorithm-job-namespace", "algorithm jobs run in their portrait's namespace; the flag only names where older versions' CronJobs are removed from")
 	fs.StringVar(&o.AlgorithmJobs.ServiceAccount, "algorithm-job-default-service-account", o.AlgorithmJobs.ServiceAccount,
 		"ServiceAccount algorithm jobs run as, in their portrait's namespace: the manager creates it with a RoleBinding to ClusterRole "+algorithmjob.ClusterRoleName+", and templates may name no other")
-	fs.StringVar(&o.AlgorithmJobs.PredictiveImage, "algorithm-job-default-image-horizontal-predictive", o.AlgorithmJobs.PredictiveImage, `image of the "algorithm" container of Predictive portraits whose template sets none`)
+	fs.StringVar(&o.AlgorithmJobs.PredictiveImage, "algorithm-job-default-image-horizontal-predictive", o.AlgorithmJobs.PredictiveImage,
+		`image of the "algorithm" container of Predictive portraits whose template sets none, given the template's arguments (Kapacity's algorithm image); default: --kapacity-image`)
+	fs.StringVar(&o.AlgorithmJobs.KapacityImage, "kapacity-image", o.AlgorithmJobs.KapacityImage,
+		"this release's image (the one the components run from), also run as `kapacity recommend` by Predictive portraits' jobs when neither their template nor --algorithm-job-default-image-horizontal-predictive names an image (default "+hportrait.DefaultPredictiveImage+")")
 	fs.StringVar(&o.AlgorithmJobs.MetricsServerAddr, "algorithm-job-default-metrics-server-addr", o.AlgorithmJobs.MetricsServerAddr, "METRICS_SERVER_ADDR given to algorithm jobs unless their template sets it")
 	o.Standby.AddFlags(fs)
 	o.Webhook.AddFlags(fs)

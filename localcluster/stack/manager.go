@@ -105,6 +105,16 @@ func (m *Manager) Start() error {
 	return m.waitForWebhooks(m.Err)
 }
 
+// Flag returns the value of the manager's flag --name, if it runs with it.
+func (m *Manager) Flag(name string) (string, bool) {
+	for _, a := range m.args() {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
 // args are the manager's flags, the same in this process and in a child process.
 func (m *Manager) args() []string {
 	return []string{

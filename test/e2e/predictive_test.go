@@ -534,7 +534,7 @@ func checkCronJob(ctx context.Context, t *testing.T, w predictiveWorkload, templ
 		got, want any
 	}{
 		{"schedule", cj.Spec.Schedule, template.Spec.Schedule},
-		{"image", gotC.Image, hportrait.DefaultPredictiveImage},
+		{"image", gotC.Image, jobImage()},
 		{"command", len(gotC.Command), 0},
 		{"args", gotC.Args, append([]string{"recommend"}, wantC.Args...)},
 		{"volumeMounts", gotC.VolumeMounts, wantC.VolumeMounts},
@@ -565,6 +565,15 @@ func volumeSources(vs []corev1.Volume) []string {
 	return out
 }
 
+// jobImage is the image the manager gives the jobs of Predictive portraits whose template names
+// none: its --kapacity-image (the chart's image), or else Kapacity's default.
+func jobImage() string {
+	if image, ok := mgr.Flag("kapacity-image"); ok {
+		return image
+	}
+	return hportrait.DefaultPredictiveImage
+}
+
 // runAlgorithmJob runs the algorithm container of a CronJob in this process, as the job's pod
 // would: kwok runs no containers. The image's entrypoint is the kapacity binary, given the
 // container's arguments; ConfigMap volumes are written to a directory standing for the mount;
@@ -575,7 +584,7 @@ func runAlgorithmJob(ctx context.Context, t *testing.T, cj *batchv1.CronJob) {
 	t.Helper()
 	pod := cj.Spec.JobTemplate.Spec.Template.Spec
 	c := algorithmContainer(t, &pod)
-	if c.Image != hportrait.DefaultPredictiveImage || len(c.Command) > 0 {
+	if c.Image != jobImage() || len(c.Command) > 0 {
 		t.Fatalf("image %q, command %q: only Kapacity's image with its entrypoint is emulated", c.Image, c.Command)
 	}
 	volumes := map[string]string{}

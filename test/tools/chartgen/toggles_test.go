@@ -99,7 +99,9 @@ var toggleCases = []toggleCase{
 			"--webhook-cert-secret-namespace=kapacity-system", "--webhook-configuration-name=kapacity-pod-webhook",
 			"--webhook-validating-configuration-name=kapacity-validating-webhook", "--metrics-bind-address=:8443",
 			"--algorithm-job-default-service-account=kapacity-algorithm-job",
-			"--algorithm-job-default-image-horizontal-predictive=ghcr.io/kapacitystack/kapacity:v0.1.0")
+			"--kapacity-image=ghcr.io/kapacitystack/kapacity:v0.1.0")
+		// The jobs run the chart's image as `kapacity recommend`, not as an algorithm image.
+		noArgPrefix(t, r, "kapacity-manager", "--algorithm-job-default-image-horizontal-predictive")
 		// gRPC off: jobs read history through kube-apiserver; the legacy job namespace is the flag's default.
 		noArgPrefix(t, r, "kapacity-manager", "--algorithm-job-default-metrics-server-addr")
 		noArgPrefix(t, r, "kapacity-manager", "--algorithm-job-namespace")
@@ -296,7 +298,7 @@ var toggleCases = []toggleCase{
 	{name: "Kapacity's tuning and image keys", sets: []string{"image.repository=registry.example/kapacity,image.tag=dev,kubeAPIQPS=100,kubeAPIBurst=200,reconcileConcurrency=16,grpcServer.enabled=true,grpcServer.bindPort=9191,algorithmJob.defaultMetricsServerAddr=grpc.example:9090,algorithmJob.defaultServiceAccount=jobs,algorithmJob.defaultImage.horizontalPredictive=algo:v1"}, check: func(t *testing.T, r rendered) {
 		wantArgs(t, r, "kapacity-manager", "--kube-api-qps=100", "--kube-api-burst=200", "--reconcile-concurrency=16",
 			"--algorithm-job-default-metrics-server-addr=grpc.example:9090", "--algorithm-job-default-service-account=jobs",
-			"--algorithm-job-default-image-horizontal-predictive=algo:v1")
+			"--algorithm-job-default-image-horizontal-predictive=algo:v1", "--kapacity-image=registry.example/kapacity:dev")
 		wantArgs(t, r, "kapacity-adapter", "--grpc-port=9191")
 		wantNames(t, r, "ServiceAccount", "kapacity-adapter", "kapacity-manager")
 		cr, _ := r.find("ClusterRole", "kapacity-manager")
