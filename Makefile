@@ -65,6 +65,7 @@ test: ## Everything CI checks: lint, generated files current, unit and end-to-en
 	@$(call timed,fuzz,$(MAKE) --no-print-directory fuzz)
 	@$(call timed,test-e2e,$(MAKE) --no-print-directory test-e2e)
 	@$(call timed,test-e2e-vm,$(MAKE) --no-print-directory test-e2e-vm)
+	@$(call timed,test-e2e-chart,$(MAKE) --no-print-directory test-e2e-chart)
 
 .PHONY: test-unit
 test-unit: | $(BIN)/kubectl ## Unit tests (no cluster), the CRDs' API-server checks, the Helm chart's lint and template checks
@@ -89,6 +90,15 @@ VM_SUITES := ^Test(Adapter|History|Predicted|Predictive)
 .PHONY: test-e2e-vm
 test-e2e-vm: tools ## The adapter, history and predictive end-to-end tests on VictoriaMetrics
 	KAPACITY_E2E_METRICS_BACKEND=victoriametrics $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -run '$(VM_SUITES)' ./test/e2e/
+
+# The main behaviours again with the adapter and the manager as the Helm chart installs them: its
+# rights (the tokens of its ServiceAccounts), its flags, its APIServices and webhooks
+# (KAPACITY_E2E_INSTALL=chart, test/e2e/install_test.go). Any suite runs that way with the variable.
+CHART_SUITES := ^Test(Install|AdapterPodsMetricScalesDeployment|AdapterExternalMetricScalesDeployment|AdapterWorkloadAggregateScalesDeployment|AdapterServesKubectlTop|AdapterAPIServicesVerifyTheAdapter|HistoryRBAC|ExecutorGrayScaleDownWithCutoff|PredictiveScalesAheadOfRise)
+
+.PHONY: test-e2e-chart
+test-e2e-chart: tools ## The main end-to-end behaviours with the components under the chart's ServiceAccounts and flags
+	KAPACITY_E2E_INSTALL=chart $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -run '$(CHART_SUITES)' ./test/e2e/
 
 .PHONY: bench
 bench: ## Benchmarks (Go testing.B), printed as tables with ratios to baselines of the same run

@@ -21,7 +21,8 @@ var (
 )
 
 // useAdapter starts the adapter, registered as the APIService of all three metrics APIs, on first
-// use; later tests (and benchmarks) share it.
+// use; later tests (and benchmarks) share it. With KAPACITY_E2E_INSTALL=chart it runs as the
+// chart's adapter (install_test.go).
 func useAdapter(t testing.TB) *stack.Adapter {
 	t.Helper()
 	adapterOnce.Do(func() {
@@ -29,7 +30,13 @@ func useAdapter(t testing.TB) *stack.Adapter {
 		if config, adapterErr = stack.AdapterConfig(); adapterErr != nil {
 			return
 		}
-		adapter, adapterErr = stack.StartAdapter(context.Background(), bed, config)
+		opts := stack.AdapterOptions{Config: config}
+		if chartMode() {
+			if opts.Chart, adapterErr = installChart(); adapterErr != nil {
+				return
+			}
+		}
+		adapter, adapterErr = stack.StartAdapterWith(context.Background(), bed, opts)
 		if adapterErr == nil {
 			suiteCleanups = append(suiteCleanups, adapter.Stop)
 		}
