@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/scale"
 	"k8s.io/client-go/tools/clientcmd"
+	cliflag "k8s.io/component-base/cli/flag"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -152,6 +153,8 @@ labelled kapacitystack.io/inject-pod-readiness-gate=true.`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Every flag's value at -v=1, as the Kubernetes components (and the adapter) log them.
+			cliflag.PrintFlags(cmd.Flags())
 			if err := o.Validate(); err != nil {
 				return err
 			}
@@ -313,7 +316,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	log.Info("starting the manager", "leaderElection", o.LeaderElect, "webhook", hookServer != nil)
+	log.Info("Starting the manager", "leaderElection", o.LeaderElect, "webhook", hookServer != nil)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
 	}

@@ -106,6 +106,10 @@ var toggleCases = []toggleCase{
 		noArgPrefix(t, r, "kapacity-manager", "--algorithm-job-default-metrics-server-addr")
 		noArgPrefix(t, r, "kapacity-manager", "--algorithm-job-namespace")
 		noArgPrefix(t, r, "kapacity-manager", "--metrics-secure")
+		for _, d := range []string{"kapacity-adapter", "kapacity-manager"} {
+			noArgPrefix(t, r, d, "--logging-format")
+			noArgPrefix(t, r, d, "--v=")
+		}
 		wantArgs(t, r, "kapacity-adapter", "--prometheus-url=http://prometheus-operated.monitoring.svc:9090",
 			"--serving-cert-mode=self-signed", "--serving-cert-secret-namespace=kapacity-system",
 			"--serving-cert-secret-name=kapacity-adapter-cert", "--serving-cert-dns-names=kapacity-adapter.kapacity-system.svc")
@@ -402,7 +406,12 @@ var toggleCases = []toggleCase{
 	{name: "Kapacity's in-cluster Prometheus auth", sets: []string{"prometheus.auth.incluster=true"}, wantErr: "use prometheus.auth.bearerToken"},
 	{name: "Kapacity's metrics-api provider", sets: []string{"metricProvider=metrics-api"}, wantErr: `metricProvider "metrics-api" is not supported`},
 	{name: "Kapacity's prometheus provider", sets: []string{"metricProvider=prometheus"}, check: func(t *testing.T, r rendered) {}},
-	{name: "Kapacity's zap log level", sets: []string{"zap.logLevel=2"}, wantErr: "manager.extraArgs: [--v=N]"},
+	{name: "Kapacity's zap log level", sets: []string{"zap.logLevel=2"}, wantErr: "set logging.verbosity (-v) and logging.format"},
+	{name: "JSON logs", sets: []string{"logging.format=json,logging.verbosity=2"}, check: func(t *testing.T, r rendered) {
+		for _, d := range []string{"kapacity-adapter", "kapacity-manager"} {
+			wantArgs(t, r, d, "--logging-format=json", "--v=2")
+		}
+	}},
 	{name: "basic auth without its password", sets: []string{"prometheus.auth.basicAuth.username=kapacity"}, wantErr: "passwordSecretName is required"},
 	{name: "no Prometheus address", sets: []string{"prometheus.address="}, wantErr: "prometheus.address is required"},
 }

@@ -67,6 +67,16 @@ kapacity` gives kapacity-adapter, kapacity-manager, … as in deploy/), else "<r
 
 {{- define "kapacity.webhook.validatingConfigurationName" -}}{{ include "kapacity.fullname" . }}-validating-webhook{{- end -}}
 
+{{/* The logging flags of every component (component-base's), when not the defaults. */}}
+{{- define "kapacity.loggingArgs" -}}
+{{- if ne (toString .Values.logging.format) "text" }}
+- --logging-format={{ .Values.logging.format }}
+{{- end }}
+{{- if .Values.logging.verbosity }}
+- --v={{ .Values.logging.verbosity }}
+{{- end }}
+{{- end -}}
+
 {{- define "kapacity.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
@@ -102,7 +112,7 @@ ignore them silently.
 {{- fail (printf "%s is per component in this chart: set %s instead" $key $instead) -}}
 {{- end -}}
 {{- end -}}
-{{- $unsupported := dict "objectSelector" "the manager watches all objects" "logPath" "logs go to stderr; raise verbosity with manager.extraArgs: [--v=2]" "logFileMaxAge" "logs go to stderr" "logFileRotationTime" "logs go to stderr" "zap" "the manager logs with klog: use manager.extraArgs: [--v=N]" "timezone" "cron portraits name their own time zone" -}}
+{{- $unsupported := dict "objectSelector" "the manager watches all objects" "logPath" "logs go to stderr; set logging.verbosity and logging.format" "logFileMaxAge" "logs go to stderr" "logFileRotationTime" "logs go to stderr" "zap" "every component logs as the Kubernetes components do: set logging.verbosity (-v) and logging.format (text or json)" "timezone" "cron portraits name their own time zone" -}}
 {{- range $key, $why := $unsupported -}}
 {{- if hasKey $.Values $key -}}
 {{- fail (printf "%s is a Kapacity chart key this chart does not support (%s): remove it" $key $why) -}}
