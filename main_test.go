@@ -26,6 +26,8 @@ func TestCommandLine(t *testing.T) {
 		{name: "verbosity flag", args: []string{"-v=2", "version"}, wantOutput: "kapacity dev"},
 		// prometheus-adapter's logging flags, on every component.
 		{name: "logging flags", args: []string{"--v=6", "--vmodule=server=4", "--log-flush-frequency=5s", "--logging-format=json", "version"}, wantOutput: "kapacity dev"},
+		{name: "adapter help lists the logging flags last", args: []string{"adapter", "--help"},
+			wantOutput: "Logging and global flags:\n\n      --log-flush-frequency duration"},
 		{name: "manager help lists the logging flags", args: []string{"manager", "--help"}, wantOutput: "--logging-format string"},
 		{name: "unknown subcommand", args: []string{"bogus"}, wantErr: `unknown command "bogus" for "kapacity"`},
 		{name: "unknown flag", args: []string{"version", "--bogus"}, wantErr: "unknown flag: --bogus"},

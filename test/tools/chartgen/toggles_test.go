@@ -403,7 +403,20 @@ var toggleCases = []toggleCase{
 	{name: "the removed job ServiceAccount toggle", sets: []string{"algorithmJob.serviceAccount.create=false"}, wantErr: "algorithmJob.serviceAccount is gone"},
 	{name: "Kapacity's top-level replicaCount", sets: []string{"replicaCount=3"}, wantErr: "set adapter.replicaCount and manager.replicaCount instead"},
 	{name: "Kapacity's top-level resources", sets: []string{"resources.requests.cpu=1"}, wantErr: "set adapter.resources and manager.resources instead"},
-	{name: "Kapacity's in-cluster Prometheus auth", sets: []string{"prometheus.auth.incluster=true"}, wantErr: "use prometheus.auth.bearerToken"},
+	// Kapacity's keys of prometheus-adapter's kubeconfig-based auth to Prometheus.
+	{name: "Kapacity's in-cluster Prometheus auth", sets: []string{"prometheus.auth.incluster=true"}, check: func(t *testing.T, r rendered) {
+		wantArgs(t, r, "kapacity-adapter", "--prometheus-auth-incluster")
+		noArgPrefix(t, r, "kapacity-adapter", "--prometheus-auth-config")
+	}},
+	{name: "Kapacity's kubeconfig Prometheus auth", sets: []string{"prometheus.auth.config=apiVersion: v1"}, check: func(t *testing.T, r rendered) {
+		wantArgs(t, r, "kapacity-adapter", "--prometheus-auth-config=/var/run/kapacity/prometheus/auth/kubeconfig")
+		wantMount(t, r, "kapacity-adapter", "prometheus-auth", "kapacity-adapter-prometheus-auth")
+		s, ok := r.find("Secret", "kapacity-adapter-prometheus-auth")
+		if !ok || dig(s.Doc, "stringData", "kubeconfig") != "apiVersion: v1\n" {
+			t.Errorf("kubeconfig Secret %v", s.Doc)
+		}
+	}},
+	{name: "both kubeconfig Prometheus auths", sets: []string{"prometheus.auth.incluster=true,prometheus.auth.config=apiVersion: v1"}, wantErr: "are alternatives"},
 	{name: "Kapacity's metrics-api provider", sets: []string{"metricProvider=metrics-api"}, wantErr: `metricProvider "metrics-api" is not supported`},
 	{name: "Kapacity's prometheus provider", sets: []string{"metricProvider=prometheus"}, check: func(t *testing.T, r rendered) {}},
 	{name: "Kapacity's zap log level", sets: []string{"zap.logLevel=2"}, wantErr: "set logging.verbosity (-v) and logging.format"},

@@ -121,8 +121,8 @@ ignore them silently.
 {{- if and (hasKey .Values "metricProvider") (ne .Values.metricProvider "prometheus") -}}
 {{- fail (printf "metricProvider %q is not supported: the adapter reads Prometheus only (remove metricProvider)" .Values.metricProvider) -}}
 {{- end -}}
-{{- if or .Values.prometheus.auth.incluster .Values.prometheus.auth.config -}}
-{{- fail "prometheus.auth.incluster and prometheus.auth.config (kubeconfig-based auth to Prometheus) are not supported: use prometheus.auth.bearerToken, prometheus.auth.basicAuth or prometheus.tls" -}}
+{{- if and .Values.prometheus.auth.incluster .Values.prometheus.auth.config -}}
+{{- fail "prometheus.auth.incluster and prometheus.auth.config are alternatives (as --prometheus-auth-incluster and --prometheus-auth-config): set one" -}}
 {{- end -}}
 {{- if and .Values.prometheus.tls.caSecretName .Values.prometheus.tls.caConfigMapName -}}
 {{- fail "prometheus.tls.caSecretName and prometheus.tls.caConfigMapName are both set: keep one" -}}
