@@ -3,14 +3,19 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -23,6 +28,7 @@ import (
 
 	"github.com/kapacitystack/kapacity/adapter/servingcert"
 	"github.com/kapacitystack/kapacity/localcluster/stack"
+	"github.com/kapacitystack/kapacity/test/poll"
 )
 
 // InstallEnv chooses how the suites run the adapter and the manager: as the bed's admin (unset,
@@ -63,14 +69,16 @@ func installChart() (*stack.ChartInstall, error) {
 	return chartInstall, chartErr
 }
 
-// renderChart renders the chart with its default values as `helm template kapacity
-// deploy/helm/kapacity -n kapacity-system` does.
+// renderChart renders the chart as `helm template kapacity deploy/helm/kapacity -n
+// kapacity-system --set monitoring.scraper.rbac=true` does: the defaults, and the RBAC that lets
+// Prometheus (monitoring/prometheus-k8s) scrape both components.
 func renderChart(ctx context.Context) ([]byte, error) {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(bed.BinDir, "chartgen"), "template", "-root", root, "-name", "kapacity", "-namespace", chartNamespace)
+	cmd := exec.CommandContext(ctx, filepath.Join(bed.BinDir, "chartgen"), "template", "-root", root, "-name", "kapacity", "-namespace", chartNamespace,
+		"-set", "monitoring.scraper.rbac=true")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -330,5 +338,63 @@ func TestInstallComponentsRunAsTheirServiceAccounts(t *testing.T) {
 	lease, err := bed.Client.CoordinationV1().Leases(chartNamespace).Get(ctx, "kapacity-manager", metav1.GetOptions{})
 	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
 		t.Errorf("the manager holds no lease kapacity-system/kapacity-manager: %v", err)
+	}
+}
+
+// TestInstallScraperReadsBothMetrics: with the chart's scraper RBAC, Prometheus' ServiceAccount
+// (monitoring/prometheus-k8s) reads the adapter's and the manager's /metrics over HTTPS with its
+// token, as the chart's ServiceMonitors make it do; another ServiceAccount is refused by both.
+func TestInstallScraperReadsBothMetrics(t *testing.T) {
+	ctx := context.Background()
+	useChart(t)
+	a := useAdapter(t)
+	m := useManager(t)
+	const ns = "monitoring"
+	if _, err := bed.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	token := func(name string) string {
+		if _, err := bed.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		tr, err := bed.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr.Status.Token
+	}
+	scraper, stranger := token("prometheus-k8s"), token("not-a-scraper")
+	// As the ServiceMonitors scrape: HTTPS, the certificate not verified, the token authenticates.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // #nosec
+	for _, target := range []struct{ component, url, metric string }{
+		{"adapter", fmt.Sprintf("https://127.0.0.1:%d/metrics", a.Port), "kapacity_adapter_discovered_series"},
+		{"manager", "https://" + m.MetricsAddr + "/metrics", "controller_runtime_reconcile_total"},
+	} {
+		for _, caller := range []struct {
+			name, token string
+			want        int
+		}{{"monitoring/prometheus-k8s", scraper, http.StatusOK}, {"monitoring/not-a-scraper", stranger, http.StatusForbidden}} {
+			what := fmt.Sprintf("%s scraping the %s: %d", caller.name, target.component, caller.want)
+			poll.Until(ctx, t, 30*time.Second, what, func(ctx context.Context) (string, bool, error) {
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.url, nil)
+				if err != nil {
+					return "", false, err
+				}
+				req.Header.Set("Authorization", "Bearer "+caller.token)
+				resp, err := client.Do(req)
+				if err != nil {
+					return err.Error(), false, nil // the manager's metrics server may still be starting
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != caller.want {
+					return resp.Status, false, fmt.Errorf("%s: %s, want %d", what, resp.Status, caller.want)
+				}
+				if caller.want == http.StatusOK && !strings.Contains(string(body), target.metric) {
+					return "", false, fmt.Errorf("the %s's /metrics lacks %s", target.component, target.metric)
+				}
+				return resp.Status, true, nil
+			})
+		}
 	}
 }
