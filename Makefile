@@ -18,7 +18,10 @@ KUBE_LDFLAGS := -s -w \
 	-X k8s.io/client-go/pkg/version.gitMajor=1 \
 	-X k8s.io/client-go/pkg/version.gitMinor=35
 KUBE_TOOLS := $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube-scheduler $(BIN)/kubectl
-TOOLS := $(KUBE_TOOLS) $(BIN)/etcd $(BIN)/kwok $(BIN)/prometheus $(BIN)/promtool $(BIN)/protoc $(BIN)/victoria-metrics $(BIN)/chromium
+TOOLS := $(KUBE_TOOLS) $(BIN)/etcd $(BIN)/kwok $(BIN)/prometheus $(BIN)/promtool $(BIN)/protoc $(BIN)/victoria-metrics \
+	$(BIN)/chromium $(BIN)/chartgen
+CHARTGEN_SOURCES := test/tools/chartgen/go.mod test/tools/chartgen/go.sum \
+	$(filter-out %_test.go,$(wildcard test/tools/chartgen/*.go))
 # Only the root module's packages; the tool modules under test/tools are not ours to test.
 UNIT_PACKAGES = $(shell $(GO) list ./... | grep -v '/test/')
 E2E_TIMEOUT ?= 30m
@@ -63,12 +66,16 @@ test: ## Everything CI checks: lint, generated files current, unit and end-to-en
 	@$(call timed,fuzz,$(MAKE) --no-print-directory fuzz)
 	@$(call timed,test-e2e,$(MAKE) --no-print-directory test-e2e)
 	@$(call timed,test-e2e-vm,$(MAKE) --no-print-directory test-e2e-vm)
+	@$(call timed,test-e2e-chart,$(MAKE) --no-print-directory test-e2e-chart)
 
 .PHONY: test-unit
-test-unit: ## Unit tests (no cluster), including the API server's own checks of the generated CRDs
+test-unit: | $(BIN)/kubectl ## Unit tests (no cluster), the CRDs' API-server checks, the Helm chart's lint and template checks
 	$(GO) test -count=1 $(UNIT_PACKAGES)
 	cd test/tools/codegen && $(GO) test -count=1 ./crdcheck
 	cd test/tools/image && $(GO) test -count=1 ./...
+	@# helm lint and helm template of every toggle (Helm's SDK), deploy/ current, and kubectl's
+	@# kustomize building deploy/ and each component into exactly what the chart renders.
+	cd test/tools/chartgen && KUBECTL=$(BIN)/kubectl $(GO) test -count=1 ./...
 
 .PHONY: test-monitoring
 test-monitoring: $(BIN)/promtool ## Alert rules checked and unit-tested by promtool; dashboard queries parsed
@@ -91,6 +98,15 @@ VM_SUITES := ^Test(Adapter|History|Predicted|Predictive)
 test-e2e-vm: tools ## The adapter, history and predictive end-to-end tests on VictoriaMetrics
 	KAPACITY_E2E_METRICS_BACKEND=victoriametrics $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -run '$(VM_SUITES)' ./test/e2e/
 
+# The main behaviours again with the adapter and the manager as the Helm chart installs them: its
+# rights (the tokens of its ServiceAccounts), its flags, its APIServices and webhooks
+# (KAPACITY_E2E_INSTALL=chart, test/e2e/install_test.go). Any suite runs that way with the variable.
+CHART_SUITES := ^Test(Install|AdapterPodsMetricScalesDeployment|AdapterExternalMetricScalesDeployment|AdapterWorkloadAggregateScalesDeployment|AdapterServesKubectlTop|AdapterAPIServicesVerifyTheAdapter|HistoryRBAC|ExecutorGrayScaleDownWithCutoff|PredictiveScalesAheadOfRise)
+
+.PHONY: test-e2e-chart
+test-e2e-chart: tools ## The main end-to-end behaviours with the components under the chart's ServiceAccounts and flags
+	KAPACITY_E2E_INSTALL=chart $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -run '$(CHART_SUITES)' ./test/e2e/
+
 .PHONY: bench
 bench: ## Benchmarks (Go testing.B), printed as tables with ratios to baselines of the same run
 	$(GO) test -run='^$$' -bench=. -benchmem $(UNIT_PACKAGES)
@@ -108,9 +124,11 @@ demo: tools build ## Local cluster with everything running; Ctrl-C stops and cle
 	$(BIN)/kapacity demo --tools-bin $(BIN)
 
 .PHONY: generate
-generate: $(BIN)/protoc ## Regenerate deepcopy code, CRD manifests and the gRPC code
+generate: $(BIN)/protoc $(BIN)/chartgen ## Regenerate deepcopy code, CRD manifests, gRPC code, the chart's CRDs and deploy/
 	bash test/tools/codegen/generate.sh
 	bash test/tools/protogen/generate.sh
+	@# After the CRDs: the chart holds copies of them, and deploy/ is rendered from the chart.
+	$(BIN)/chartgen generate -root $(CURDIR)
 
 .PHONY: verify-generate
 verify-generate: ## Fail if `make generate` changes any generated file
@@ -127,12 +145,13 @@ lint: $(BIN)/staticcheck ## gofmt, go vet, staticcheck
 		if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
+	cd test/tools/chartgen && $(GO) vet ./... && $(BIN)/staticcheck ./...
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 .PHONY: tools
-tools: $(TOOLS) ## Build the test bed's control plane (etcd, kube-*, kubectl, kwok, prometheus) into bin/
+tools: $(TOOLS) ## Build the test bed's control plane (etcd, kube-*, kubectl, kwok, prometheus) and chartgen into bin/
 
 # One go build for all four kube commands so they share compiled packages.
 $(KUBE_TOOLS) &: test/tools/go.mod
@@ -148,6 +167,12 @@ $(BIN)/etcd: test/tools/go.mod test/tools/etcd/main.go
 $(BIN)/kwok: test/tools/kwok/go.mod
 	@mkdir -p $(BIN)
 	cd test/tools/kwok && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/kwok sigs.k8s.io/kwok/cmd/kwok
+
+# The chart's generator, with Helm's SDK in its own module (helm lint and helm template without a
+# helm binary: one build for the generator and the chart's tests).
+$(BIN)/chartgen: $(CHARTGEN_SOURCES)
+	@mkdir -p $(BIN)
+	cd test/tools/chartgen && CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/chartgen .
 
 # Prometheus comes from Debian's package (accepted by the design): building it from modules would
 # add minutes to every fresh CI run for no gain. Installed only when missing.

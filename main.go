@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -12,6 +11,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	logsapi "k8s.io/component-base/logs/api/v1"
+	// The json log format (--logging-format=json), registered before the flags are made.
+	_ "k8s.io/component-base/logs/json/register"
 	"k8s.io/klog/v2"
 
 	adapterserver "github.com/kapacitystack/kapacity/adapter/server"
@@ -31,15 +33,24 @@ func main() {
 	// SIGTERM (how Kubernetes stops a pod) and Ctrl-C cancel the context every subcommand runs
 	// with, so servers and controllers shut down gracefully instead of dying mid-write.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCommand().ExecuteContext(ctx)
+	err := newRootCommand(applyLogging).ExecuteContext(ctx)
 	stop()
+	klog.Flush()
 	if err != nil {
 		// cobra has already printed the error.
 		os.Exit(1)
 	}
 }
 
-func newRootCommand() *cobra.Command {
+// applyLogging makes the logging flags take effect, once per process: component-base's logging
+// configuration is global (klog), as in every Kubernetes component.
+func applyLogging(c *logsapi.LoggingConfiguration) error {
+	return logsapi.ValidateAndApply(c, nil)
+}
+
+// newRootCommand returns the kapacity command; apply is given the logging flags' configuration
+// before any subcommand runs.
+func newRootCommand(apply func(*logsapi.LoggingConfiguration) error) *cobra.Command {
 	root := &cobra.Command{
 		Use:          "kapacity",
 		Short:        "Prometheus-native metrics adapter and predictive autoscaler for Kubernetes",
@@ -48,11 +59,16 @@ func newRootCommand() *cobra.Command {
 		Version: version,
 		// Without a Run, cobra treats stray arguments as unknown subcommands and says so.
 	}
-	// Only klog's verbosity flags: the rest are file-logging options no component here uses.
-	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(klogFlags)
-	for _, name := range []string{"v", "vmodule"} {
-		root.PersistentFlags().AddGoFlag(klogFlags.Lookup(name))
+	// One logging scheme for every component, the Kubernetes components' own (component-base):
+	// -v and --vmodule, --logging-format (text or json), --log-flush-frequency, as
+	// prometheus-adapter takes them. klog's file-logging flags went out of Kubernetes in 1.26.
+	logging := logsapi.NewLoggingConfiguration()
+	logsapi.AddFlags(logging, root.PersistentFlags())
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if err := apply(logging); err != nil {
+			return fmt.Errorf("logging flags: %w", err)
+		}
+		return nil
 	}
 
 	root.SetVersionTemplate(versionLine() + "\n")

@@ -196,7 +196,7 @@ func TestCompileKapacityDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rs.Resources == nil || len(rs.External) != 1 || len(rs.Custom) != 0 {
+	if rs.Resources == nil || len(rs.External) != 2 || len(rs.Custom) != 0 { // the ready pods under two names
 		t.Errorf("compiled %d custom, %d external rules, resources %v", len(rs.Custom), len(rs.External), rs.Resources != nil)
 	}
 	want := map[schema.GroupResource]schema.GroupKind{

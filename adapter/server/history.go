@@ -39,6 +39,10 @@ func (o *HistoryOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.MaxConcurrent, "history-max-concurrent-queries", query.DefaultMaxConcurrent, "history queries answered at once; others wait for a turn (with --history-max-samples this bounds the memory of all history answers)")
 	fs.DurationVar(&o.MaxStep, "history-max-step", query.DefaultMaxStep, "longest step a history range query may ask for")
 	fs.IntVar(&o.ShardConcurrency, "history-shard-concurrency", 4, "Prometheus range queries one history query runs at once (long ranges are split into shards of at most 11,000 points)")
+}
+
+// AddGRPCFlags registers the options of Kapacity's gRPC ProviderService on fs.
+func (o *HistoryOptions) AddGRPCFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.GRPCPort, "grpc-port", 0, "port of Kapacity's gRPC metric ProviderService (0: not served); every call needs a Kubernetes token (TokenReview) and is authorized per namespace like the history API")
 	fs.StringVar(&o.GRPCBindAddress, "grpc-bind-address", "127.0.0.1", "address the gRPC port binds to; beyond loopback it needs --grpc-tls-cert-file and --grpc-tls-key-file")
 	fs.StringVar(&o.GRPCTLS.CertFile, "grpc-tls-cert-file", "", "serving certificate of the gRPC port (with --grpc-tls-key-file), re-read when it changes; without it the port serves plaintext, on loopback only")

@@ -25,6 +25,7 @@ func TestHistoryFlags(t *testing.T) {
 		var o HistoryOptions
 		fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 		o.AddFlags(fs)
+		o.AddGRPCFlags(fs)
 		if err := fs.Parse(tc.args); err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // parsed returns Options as the command line leaves them.
@@ -47,6 +50,7 @@ func TestValidate(t *testing.T) {
 		{args: []string{"--grpc-port=9090", "--grpc-bind-address=0.0.0.0"}, want: "needs --grpc-tls-cert-file and --grpc-tls-key-file"},
 		{args: []string{"--grpc-port=9090", "--grpc-bind-address=0.0.0.0", "--grpc-tls-cert-file=c", "--grpc-tls-key-file=k"}},
 		{args: []string{"--history-max-step=0s"}, want: "--history-max-step must be at least 1ms"},
+		{args: []string{"--prometheus-auth-incluster", "--prometheus-auth-config=kc"}, want: "are alternatives"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -122,5 +126,56 @@ func TestHTTPClientRejectsMissingCA(t *testing.T) {
 	o := parsed(t, "--prometheus-ca-file=/nonexistent/ca.pem")
 	if _, err := o.Prometheus.HTTPClient(); err == nil || !strings.Contains(err.Error(), "ca.pem") {
 		t.Fatalf("error = %v, want one naming the CA file", err)
+	}
+}
+
+// TestHTTPClientFromKubeconfig: --prometheus-auth-config uses the kubeconfig's CA and credentials
+// for Prometheus (a Prometheus behind kube-rbac-proxy), with the extra headers on top; a token
+// file given by flag wins over the kubeconfig's token, as in prometheus-adapter.
+func TestHTTPClientFromKubeconfig(t *testing.T) {
+	var got http.Header
+	server := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
+	defer server.Close()
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: server.Certificate().Raw})
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["prom"] = &clientcmdapi.Cluster{Server: server.URL, CertificateAuthorityData: caPEM}
+	kc.AuthInfos["scraper"] = &clientcmdapi.AuthInfo{Token: "kubeconfig-token"}
+	kc.Contexts["prom"] = &clientcmdapi.Context{Cluster: "prom", AuthInfo: "scraper"}
+	kc.CurrentContext = "prom"
+	if err := clientcmd.WriteToFile(*kc, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte("file-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--prometheus-auth-config=" + kubeconfig}, "Bearer kubeconfig-token"},
+		{[]string{"--prometheus-auth-config=" + kubeconfig, "--prometheus-token-file=" + tokenFile}, "Bearer file-token"},
+	} {
+		o := parsed(t, append(tc.args, "--prometheus-header=X-Scope-OrgID=tenant-a")...)
+		client, err := o.Prometheus.HTTPClient()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The server's certificate is verified with the kubeconfig's CA: no system roots needed.
+		resp, err := client.Get(server.URL)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		resp.Body.Close()
+		if got.Get("Authorization") != tc.want || got.Get("X-Scope-Orgid") != "tenant-a" {
+			t.Errorf("%v: Authorization %q, X-Scope-OrgID %q; want %q and tenant-a", tc.args, got.Get("Authorization"), got.Get("X-Scope-Orgid"), tc.want)
+		}
+	}
+	// In-cluster credentials need a pod: outside one, a clear error at start.
+	o := parsed(t, "--prometheus-auth-incluster")
+	if _, err := o.Prometheus.HTTPClient(); err == nil || !strings.Contains(err.Error(), "--prometheus-auth-incluster") {
+		t.Errorf("in-cluster auth outside a pod: %v, want an error naming the flag", err)
 	}
 }

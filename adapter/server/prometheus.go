@@ -8,6 +8,9 @@ import (
 
 	"github.com/prometheus/common/config"
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 )
 
 // PrometheusOptions are the flags that say how to reach Prometheus, as prometheus-adapter users
@@ -24,6 +27,12 @@ type PrometheusOptions struct {
 	BasicAuthPassword  string // path of a file holding the password
 	Headers            []string
 	QueryTimeout       time.Duration
+	// AuthInCluster and AuthConfig take the TLS settings and credentials for Prometheus from the
+	// pod's in-cluster config or from a kubeconfig file (a Prometheus behind kube-rbac-proxy or the
+	// API server's proxy), as prometheus-adapter's --prometheus-auth-incluster and
+	// --prometheus-auth-config do.
+	AuthInCluster bool
+	AuthConfig    string
 }
 
 // AddFlags registers the options on fs.
@@ -40,6 +49,8 @@ func (o *PrometheusOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.BasicAuthPassword, "prometheus-basic-auth-password-file", "", "file holding the basic-auth password for Prometheus")
 	fs.StringArrayVar(&o.Headers, "prometheus-header", nil, "extra HTTP header for Prometheus requests as key=value; repeatable")
 	fs.DurationVar(&o.QueryTimeout, "prometheus-query-timeout", 10*time.Second, "timeout of one Prometheus query (also sent to Prometheus as its query timeout)")
+	fs.BoolVar(&o.AuthInCluster, "prometheus-auth-incluster", false, "authenticate to Prometheus with the pod's in-cluster credentials (its ServiceAccount token and the cluster's CA); ignored with --prometheus-ca-file, as in prometheus-adapter")
+	fs.StringVar(&o.AuthConfig, "prometheus-auth-config", "", "kubeconfig file whose TLS settings and credentials are used for Prometheus; ignored with --prometheus-ca-file, as in prometheus-adapter")
 }
 
 // Validate reports contradictory or incomplete settings.
@@ -65,6 +76,9 @@ func (o *PrometheusOptions) Validate() []error {
 	}
 	if o.QueryTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--prometheus-query-timeout must be positive, got %s", o.QueryTimeout))
+	}
+	if o.AuthInCluster && o.AuthConfig != "" {
+		errs = append(errs, fmt.Errorf("--prometheus-auth-incluster and --prometheus-auth-config are alternatives: set one"))
 	}
 	return errs
 }
@@ -96,11 +110,48 @@ func (o *PrometheusOptions) HTTPClient() (*http.Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("prometheus client settings: %w", err)
 	}
+	if o.AuthInCluster || o.AuthConfig != "" {
+		if o.CAFile == "" {
+			return o.kubeconfigClient(cfg)
+		}
+		klog.InfoS("--prometheus-ca-file is set: the kubeconfig credentials for Prometheus (--prometheus-auth-incluster, --prometheus-auth-config) are not used, as in prometheus-adapter")
+	}
 	client, err := config.NewClientFromConfig(cfg, "kapacity-adapter")
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
 	}
 	return client, nil
+}
+
+// kubeconfigClient is the client of --prometheus-auth-incluster and --prometheus-auth-config: the
+// kubeconfig's transport (its CA, client certificate, token or exec credentials, refreshed as
+// client-go does), with the headers, token file and basic auth of cfg on top; a token file or
+// basic auth given by flag wins over the kubeconfig's credentials, as the token file does in
+// prometheus-adapter.
+func (o *PrometheusOptions) kubeconfigClient(cfg config.HTTPClientConfig) (*http.Client, error) {
+	var restConfig *rest.Config
+	var err error
+	if o.AuthInCluster {
+		if restConfig, err = rest.InClusterConfig(); err != nil {
+			return nil, fmt.Errorf("--prometheus-auth-incluster: %w", err)
+		}
+	} else if restConfig, err = clientcmd.BuildConfigFromFlags("", o.AuthConfig); err != nil {
+		return nil, fmt.Errorf("--prometheus-auth-config %s: %w", o.AuthConfig, err)
+	}
+	rt, err := rest.TransportFor(restConfig)
+	if err != nil {
+		return nil, fmt.Errorf("transport to Prometheus from the kubeconfig: %w", err)
+	}
+	if cfg.HTTPHeaders != nil {
+		rt = config.NewHeadersRoundTripper(cfg.HTTPHeaders, rt)
+	}
+	if o.TokenFile != "" {
+		rt = config.NewAuthorizationCredentialsRoundTripper("Bearer", config.NewFileSecret(o.TokenFile), rt)
+	}
+	if o.BasicAuthUsername != "" {
+		rt = config.NewBasicAuthRoundTripper(config.NewInlineSecret(o.BasicAuthUsername), config.NewFileSecret(o.BasicAuthPassword), rt)
+	}
+	return &http.Client{Transport: rt}, nil
 }
 
 // parseHeaders reads key=value flags: split at the first "=", a bare key means an empty value,

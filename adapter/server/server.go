@@ -13,10 +13,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
+	cliflag "k8s.io/component-base/cli/flag"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
@@ -43,6 +43,10 @@ type Options struct {
 	MaxRegexBytes        int
 	History              HistoryOptions
 	ServingCert          servingcert.Options
+	// DisableHTTP2 is prometheus-adapter's --disable-http2: the secure port serves HTTP/1.1 only
+	// (ALPN offers no h2), against HTTP/2 rapid reset (CVE-2023-44487) and stream exhaustion
+	// (CVE-2023-39325), which reach an aggregated API server before authentication.
+	DisableHTTP2 bool
 }
 
 func newOptions() *Options {
@@ -63,29 +67,16 @@ it changes. Without --config it serves Kapacity's default configuration.`,
 		// Flag errors still print usage; a failure while running does not bury its message.
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Every flag's value at -v=1, as the Kubernetes components log them.
+			cliflag.PrintFlags(cmd.Flags())
 			if errs := o.Validate(); len(errs) > 0 {
 				return errors.Join(errs...)
 			}
 			return o.Run(cmd.Context())
 		},
 	}
-	o.AddFlags(cmd.Flags())
+	setSectionedHelp(cmd, o.AddFlags(cmd.Flags()))
 	return cmd
-}
-
-// AddFlags registers every flag on fs, the generic API server flags (secure serving, delegated
-// authentication and authorization, --lister-kubeconfig, ...) included.
-func (o *Options) AddFlags(fs *pflag.FlagSet) {
-	o.base.FlagSet = fs
-	o.base.InstallFlags()
-	o.Prometheus.AddFlags(fs)
-	o.History.AddFlags(fs)
-	o.ServingCert.AddFlags(fs)
-	fs.StringVar(&o.ConfigFile, "config", "", "metrics-discovery config file (prometheus-adapter format); default: Kapacity's built-in config")
-	fs.DurationVar(&o.ConfigReloadInterval, "config-reload-interval", 10*time.Second, "how often the config file is checked for changes (0 disables reloading)")
-	fs.DurationVar(&o.RelistInterval, "metrics-relist-interval", time.Minute, "how often the series in Prometheus are listed to discover metrics; unknown metrics asked for also trigger a (rate-limited) listing")
-	fs.DurationVar(&o.MaxAge, "metrics-max-age", 0, "how far back a series needs a sample to be discovered (0: the relist interval)")
-	fs.IntVar(&o.MaxRegexBytes, "max-name-regex-bytes", 0, "longest object-name regex in one query; requests for more objects are split into several queries (0: 8 KiB)")
 }
 
 // Validate checks the flags.
@@ -156,6 +147,9 @@ func (o *Options) Run(ctx context.Context) error {
 	portraits := provider.NewCachedPortraits(ctx, dynamicClient)
 	o.base.WithExternalMetrics(provider.NewExternal(relister, prom, mapper, portraits, requestMetrics, providerOpts))
 
+	if o.DisableHTTP2 {
+		o.base.SecureServing.DisableHTTP2Serving = true
+	}
 	if o.ServingCert.Mode == servingcert.ModeSelfSigned {
 		if err := o.startServingCert(ctx, clientConfig); err != nil {
 			return err

@@ -64,7 +64,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.IPs, "serving-cert-ips", nil, "IP addresses of the self-signed serving certificate")
 	fs.DurationVar(&o.Validity, "serving-cert-validity", 90*24*time.Hour, "lifetime of the self-signed serving certificate, renewed with a third left (the CA lasts three times as long)")
 	fs.DurationVar(&o.CheckInterval, "serving-cert-check-interval", time.Hour, "how often the self-signed certificate is checked for renewal")
-	fs.StringSliceVar(&o.APIServices, "apiservices", DefaultAPIServices, "APIServices whose caBundle the self-signed mode keeps current (missing ones are skipped)")
+	fs.StringSliceVar(&o.APIServices, "apiservices", DefaultAPIServices, "APIServices whose caBundle the self-signed mode keeps current (missing ones, those of another Service and those RBAC does not let the adapter read are skipped)")
 }
 
 // Validate checks the options.
@@ -222,6 +222,12 @@ func (r *Rotator) publish(ctx context.Context, caBundle []byte) error {
 		svc, err := r.apiServices.ApiregistrationV1().APIServices().Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			klog.V(2).InfoS("APIService not registered; no caBundle to publish", "apiService", name)
+			continue
+		}
+		if apierrors.IsForbidden(err) {
+			// The installs grant get and patch only on the APIServices they register: one left to
+			// metrics-server or KEDA is out of reach on purpose, and not the adapter's to trust.
+			klog.V(2).InfoS("APIService not readable (RBAC grants only those this install registers); its caBundle is left alone", "apiService", name)
 			continue
 		}
 		if err != nil {

@@ -129,6 +129,40 @@ func TestOtherServicesAPIServicesAreLeftAlone(t *testing.T) {
 	}
 }
 
+// TestAPIServicesOutsideRBACAreSkipped: the installs grant get and patch only on the APIServices
+// they register (the chart without resource metrics grants none on v1beta1.metrics.k8s.io), so a
+// Forbidden read is an APIService that is not the adapter's: skipped, and the others still get
+// the CA, instead of the adapter failing to start.
+func TestAPIServicesOutsideRBACAreSkipped(t *testing.T) {
+	ctx := context.Background()
+	agg := aggregatorfake.NewSimpleClientset(registered("v1beta1.custom.metrics.k8s.io"), registered("v1beta1.metrics.k8s.io"))
+	agg.PrependReactor("get", "apiservices", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if name := a.(k8stesting.GetAction).GetName(); name == "v1beta1.metrics.k8s.io" {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "apiregistration.k8s.io", Resource: "apiservices"}, name, nil)
+		}
+		return false, nil, nil
+	})
+	r, err := NewRotator(testOptions(), t.TempDir(), fake.NewClientset(), agg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sync(ctx); err != nil {
+		t.Fatalf("a Forbidden APIService failed the sync: %v", err)
+	}
+	svc, err := agg.ApiregistrationV1().APIServices().Get(ctx, "v1beta1.custom.metrics.k8s.io", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(svc.Spec.CABundle) == 0 || svc.Spec.InsecureSkipTLSVerify {
+		t.Errorf("the permitted APIService did not get the CA: %+v", svc.Spec)
+	}
+	for _, a := range agg.Actions() {
+		if a.GetVerb() == "patch" && a.(k8stesting.PatchAction).GetName() == "v1beta1.metrics.k8s.io" {
+			t.Error("the Forbidden APIService was patched")
+		}
+	}
+}
+
 // TestRenewal: with a third of its validity left the serving certificate is renewed by the same
 // CA; near the CA's end a new CA is issued and the old one stays in the bundle.
 func TestRenewal(t *testing.T) {

@@ -1,6 +1,7 @@
 package deployconfig
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -30,8 +31,17 @@ func TestKapacityDefaultLoads(t *testing.T) {
 	if rr.Memory.ContainerLabel != "container" || rr.CPU.ContainerLabel != "container" {
 		t.Errorf("containerLabel = %q / %q", rr.CPU.ContainerLabel, rr.Memory.ContainerLabel)
 	}
-	if len(cfg.ExternalRules) != 1 || cfg.ExternalRules[0].Name.As != "ready_pods_count" {
-		t.Errorf("externalRules = %+v", cfg.ExternalRules)
+	// The ready pods under the name the predictive quick-start's portrait (and Kapacity's chart)
+	// uses, and under the name of Kapacity's kustomize config.
+	var external []string
+	for _, r := range cfg.ExternalRules {
+		external = append(external, r.Name.As)
+		if r.SeriesQuery != `{__name__="kube_pod_status_ready"}` || r.MetricsQuery != `sum(<<.Series>>{condition="true",<<.LabelMatchers>>})` {
+			t.Errorf("external rule %s: %q / %q, want the ready pods of kube-state-metrics", r.Name.As, r.SeriesQuery, r.MetricsQuery)
+		}
+	}
+	if !slices.Equal(external, []string{"kube_pod_status_ready", "ready_pods_count"}) {
+		t.Errorf("external rules %v, want kube_pod_status_ready and ready_pods_count", external)
 	}
 	want := map[string]string{
 		"ReplicaSet":  "^%s-[bcdfghjklmnpqrstvwxz2456789]{5}$",

@@ -1,6 +1,7 @@
 package hportrait
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,8 +62,12 @@ type JobOptions struct {
 	ServiceAccount string
 	// PredictiveImage is the image of the "algorithm" container of Predictive portraits when the
 	// template leaves it empty; it runs the job from the template's arguments, as Kapacity's
-	// algorithm image does. Empty: DefaultPredictiveImage, running `kapacity recommend`.
+	// algorithm image does. Empty: KapacityImage, running `kapacity recommend`.
 	PredictiveImage string
+	// KapacityImage is the image of this Kapacity release (the one every component runs from), used
+	// as `kapacity recommend` when neither the template nor PredictiveImage names an image. Empty:
+	// DefaultPredictiveImage.
+	KapacityImage string
 	// MetricsServerAddr is the METRICS_SERVER_ADDR given to the algorithm unless the template sets it.
 	MetricsServerAddr string
 }
@@ -254,8 +259,8 @@ func (o JobOptions) BuildCronJob(hp *v1alpha1.HorizontalPortrait) (*batchv1.Cron
 		c.Image = o.PredictiveImage
 		if c.Image == "" {
 			// Without an image the CronJob is invalid; Kapacity's quick-start relies on the
-			// default, and this image runs every component, so the job names its subcommand.
-			c.Image = DefaultPredictiveImage
+			// default, and Kapacity's image runs every component, so the job names its subcommand.
+			c.Image = cmp.Or(o.KapacityImage, DefaultPredictiveImage)
 			if len(c.Command) == 0 {
 				c.Args = append([]string{predictiveSubcommand}, c.Args...)
 			}

@@ -261,8 +261,9 @@ func TestLeavingExternalJobRemovesTheCronJob(t *testing.T) {
 }
 
 // TestBuildCronJobDefaultImage: a Predictive algorithm container without an image gets the
-// manager's default image, or else Kapacity's own with the recommend subcommand before the
-// template's arguments; an image or a command in the template is left as it is.
+// manager's default algorithm image, or else Kapacity's own (this release's, or the built-in
+// default) with the recommend subcommand before the template's arguments; an image or a command
+// in the template is left as it is.
 func TestBuildCronJobDefaultImage(t *testing.T) {
 	sampleArgs := []string{"--scaling-freq=10min"}
 	tests := []struct {
@@ -275,6 +276,12 @@ func TestBuildCronJobDefaultImage(t *testing.T) {
 	}{
 		{"manager default image", JobOptions{PredictiveImage: "kapacity/predictive:v1"}, "", nil, "kapacity/predictive:v1", sampleArgs, nil},
 		{"built-in default image", JobOptions{}, "", nil, DefaultPredictiveImage, append([]string{"recommend"}, sampleArgs...), nil},
+		// The chart runs every component from its image (its repository and tag): the jobs run it
+		// too, as `kapacity recommend`.
+		{"this release's image", JobOptions{KapacityImage: "registry.example/kapacity:v0.1.0"}, "", nil, "registry.example/kapacity:v0.1.0",
+			append([]string{"recommend"}, sampleArgs...), nil},
+		{"an algorithm image before this release's", JobOptions{KapacityImage: "registry.example/kapacity:v0.1.0", PredictiveImage: "kapacity/predictive:v1"},
+			"", nil, "kapacity/predictive:v1", sampleArgs, nil},
 		{"built-in default image, template command", JobOptions{}, "", []string{"/kapacity", "recommend"}, DefaultPredictiveImage, sampleArgs, []string{"/kapacity", "recommend"}},
 		{"template image", JobOptions{}, "example/algo:v2", nil, "example/algo:v2", sampleArgs, nil},
 	}

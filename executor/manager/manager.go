@@ -22,6 +22,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/scale"
+	cliflag "k8s.io/component-base/cli/flag"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -107,7 +108,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	_ = fs.MarkDeprecated("algorithm-job-namespace", "algorithm jobs run in their portrait's namespace; the flag only names where older versions' CronJobs are removed from")
 	fs.StringVar(&o.AlgorithmJobs.ServiceAccount, "algorithm-job-default-service-account", o.AlgorithmJobs.ServiceAccount,
 		"ServiceAccount algorithm jobs run as, in their portrait's namespace: the manager creates it with a RoleBinding to ClusterRole "+algorithmjob.ClusterRoleName+", and templates may name no other")
-	fs.StringVar(&o.AlgorithmJobs.PredictiveImage, "algorithm-job-default-image-horizontal-predictive", o.AlgorithmJobs.PredictiveImage, `image of the "algorithm" container of Predictive portraits whose template sets none`)
+	fs.StringVar(&o.AlgorithmJobs.PredictiveImage, "algorithm-job-default-image-horizontal-predictive", o.AlgorithmJobs.PredictiveImage,
+		`image of the "algorithm" container of Predictive portraits whose template sets none, given the template's arguments (Kapacity's algorithm image); default: --kapacity-image`)
+	fs.StringVar(&o.AlgorithmJobs.KapacityImage, "kapacity-image", o.AlgorithmJobs.KapacityImage,
+		"this release's image (the one the components run from), also run as `kapacity recommend` by Predictive portraits' jobs when neither their template nor --algorithm-job-default-image-horizontal-predictive names an image (default "+hportrait.DefaultPredictiveImage+")")
 	fs.StringVar(&o.AlgorithmJobs.MetricsServerAddr, "algorithm-job-default-metrics-server-addr", o.AlgorithmJobs.MetricsServerAddr, "METRICS_SERVER_ADDR given to algorithm jobs unless their template sets it")
 	o.Standby.AddFlags(fs)
 	o.Webhook.AddFlags(fs)
@@ -153,6 +157,8 @@ labelled kapacitystack.io/inject-pod-readiness-gate=true.`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Every flag's value at -v=1, as the Kubernetes components (and the adapter) log them.
+			cliflag.PrintFlags(cmd.Flags())
 			if err := o.Validate(); err != nil {
 				return err
 			}
@@ -322,7 +328,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	log.Info("starting the manager", "leaderElection", o.LeaderElect, "webhook", hookServer != nil)
+	log.Info("Starting the manager", "leaderElection", o.LeaderElect, "webhook", hookServer != nil)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
 	}

@@ -75,7 +75,11 @@ func Run(ctx context.Context, out io.Writer, opts localcluster.Options) error {
 	defer kapacityLog.Close()
 	klog.LogToStderr(false)
 	klog.SetOutput(kapacityLog)
-	adapter, err := stack.StartAdapter(ctx, bed, stack.AdapterConfig)
+	config, err := stack.AdapterConfig()
+	if err != nil {
+		return err
+	}
+	adapter, err := stack.StartAdapter(ctx, bed, config)
 	if err != nil {
 		return fmt.Errorf("starting the adapter: %w", err)
 	}

@@ -136,7 +136,7 @@ func (p *predictive) learn(ctx context.Context, bed *localcluster.Cluster, work 
 func (p *predictive) deploy(ctx context.Context, bed *localcluster.Cluster, work string, out io.Writer) error {
 	ns := Namespace
 	runs := make(chan stack.JobRun, 1)
-	runner, err := stack.NewJobRunner(bed.Config, work)
+	runner, err := stack.NewJobRunner(bed.Config, work, "")
 	if err != nil {
 		return err
 	}

@@ -20,8 +20,11 @@ import (
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	adapterserver "github.com/kapacitystack/kapacity/adapter/server"
+	"github.com/kapacitystack/kapacity/config/metricsconfig"
+	deployconfig "github.com/kapacitystack/kapacity/deploy/config"
 	historyv1alpha1 "github.com/kapacitystack/kapacity/historyapi/v1alpha1"
 	"github.com/kapacitystack/kapacity/localcluster"
 	"github.com/kapacitystack/kapacity/localcluster/sim"
@@ -30,9 +33,10 @@ import (
 // Namespace holds the adapter's Service; not kapacity-system, which the deploy/ manifests own.
 const Namespace = "kapacity-test"
 
-// AdapterConfig is a prometheus-adapter config as a user would write it for the simulator's
-// series, plus Kapacity's resource rules and workload patterns.
-const AdapterConfig = `
+// simulatorRules are the rules a user of the default config would add for the simulator's
+// series and for the history tests' gauges, and the rule the predictive quick-start (2.2.1.3) tells
+// its users to add for ingress-nginx, verbatim.
+const simulatorRules = `
 rules:
 - seriesQuery: 'http_requests_total{namespace!="",pod!=""}'
   resources:
@@ -57,14 +61,6 @@ rules:
   resources:
     template: <<.Resource>>
 externalRules:
-# Ready pods, named as the quick-start's predictive sample expects (Kapacity's Helm chart name).
-- seriesQuery: '{__name__="kube_pod_status_ready"}'
-  metricsQuery: sum(<<.Series>>{condition="true",<<.LabelMatchers>>})
-  name:
-    as: kube_pod_status_ready
-  resources:
-    overrides:
-      namespace: {resource: namespace}
 - seriesQuery: 'history_inflight{namespace!=""}'
   resources:
     overrides:
@@ -76,32 +72,35 @@ externalRules:
       namespace: {resource: namespace}
   name: {matches: "^http_requests_total$", as: "requests_per_second"}
   metricsQuery: 'sum(rate(<<.Series>>{<<.LabelMatchers>>}[20s]))'
-resourceRules:
-  cpu:
-    containerQuery: 'sum by (<<.GroupBy>>) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",<<.LabelMatchers>>}[20s]))'
-    # For the recommender's ready-pods-only history; 3m (as Kapacity's default) so that it also reads
-    # counters backfilled at one-minute resolution.
-    readyPodsOnlyContainerQuery: 'sum by (<<.GroupBy>>) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (irate(container_cpu_usage_seconds_total{container!="",container!="POD",<<.LabelMatchers>>}[3m])))'
-    resources:
-      overrides:
-        namespace: {resource: namespace}
-        pod: {resource: pod}
-    containerLabel: container
-  memory:
-    containerQuery: 'sum by (<<.GroupBy>>) (container_memory_working_set_bytes{container!="",container!="POD",<<.LabelMatchers>>})'
-    readyPodsOnlyContainerQuery: 'sum by (<<.GroupBy>>) ((kube_pod_status_ready{condition="true"} == 1) * on (namespace, pod) group_left () sum by (namespace, pod) (container_memory_working_set_bytes{container!="",container!="POD",<<.LabelMatchers>>}))'
-    resources:
-      overrides:
-        namespace: {resource: namespace}
-        pod: {resource: pod}
-    containerLabel: container
-  window: 20s
-# Kapacity's default patterns (deploy/config/kapacity-default.yaml says why these classes).
-workloadPodNamePatterns:
-- {group: apps, kind: ReplicaSet, pattern: '^%s-[bcdfghjklmnpqrstvwxz2456789]{5}$'}
-- {group: apps, kind: Deployment, pattern: '^%s-[4-9bcdf]{1,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$'}
-- {group: apps, kind: StatefulSet, pattern: '^%s-(0|[1-9][0-9]*)$'}
 `
+
+// AdapterConfig returns the config the test bed's adapter runs with: Kapacity's default config
+// (deploy/config/kapacity-default.yaml, what the chart installs: resource rules, the ready-pods
+// rules, workload patterns) with simulatorRules appended to its rules and externalRules, as a
+// user adds their own. What the quick-start samples read (CPU of ready pods, kube_pod_status_ready)
+// therefore comes from the default config itself.
+func AdapterConfig() (string, error) {
+	var cfg, extra map[string]any
+	if err := yaml.Unmarshal(deployconfig.KapacityDefault(), &cfg); err != nil {
+		return "", fmt.Errorf("decoding the default config: %w", err)
+	}
+	if err := yaml.Unmarshal([]byte(simulatorRules), &extra); err != nil {
+		return "", fmt.Errorf("decoding the simulator's rules: %w", err)
+	}
+	for _, key := range []string{"rules", "externalRules"} {
+		base, _ := cfg[key].([]any)
+		add, _ := extra[key].([]any)
+		cfg[key] = append(base, add...)
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		return "", err
+	}
+	if _, err := metricsconfig.Load(out); err != nil {
+		return "", fmt.Errorf("the test bed's adapter config: %w", err)
+	}
+	return string(out), nil
+}
 
 // Adapter is a running adapter with the simulator feeding it.
 type Adapter struct {
@@ -112,6 +111,9 @@ type Adapter struct {
 	Prometheus *SwitchableProxy
 	// Port is the adapter's HTTPS port on 127.0.0.1.
 	Port int
+	// Namespace holds the adapter's certificate Secret and HistoryReader: Namespace, or the
+	// chart's release namespace.
+	Namespace string
 	// GRPCAddr is host:port of the adapter's gRPC ProviderService (plaintext, on loopback).
 	GRPCAddr string
 	// GRPCTokenFile holds a token the gRPC service accepts: ServiceAccount HistoryReader of
@@ -125,13 +127,34 @@ type Adapter struct {
 	dir     string
 }
 
+// AdapterOptions say how StartAdapterWith runs the adapter.
+type AdapterOptions struct {
+	// Config is the metrics-discovery config (AdapterConfig for the simulator's series).
+	Config string
+	// Chart, when set, is the installed chart: the adapter runs with its Deployment's arguments
+	// and the token of its ServiceAccount, behind its APIServices. Otherwise it runs as the bed's
+	// admin behind APIServices of its own, backed by a Service in Namespace.
+	Chart *ChartInstall
+}
+
 // StartAdapter starts the simulator and the adapter (in this process) with config, registers the
 // adapter as the APIService of custom.metrics.k8s.io (v1beta1, v1beta2), external.metrics.k8s.io,
 // metrics.k8s.io and history.metrics.kapacitystack.io, and returns once kube-apiserver reports
 // them Available. The adapter's gRPC ProviderService listens on GRPCAddr.
-func StartAdapter(ctx context.Context, bed *localcluster.Cluster, config string) (_ *Adapter, err error) {
+func StartAdapter(ctx context.Context, bed *localcluster.Cluster, config string) (*Adapter, error) {
+	return StartAdapterWith(ctx, bed, AdapterOptions{Config: config})
+}
+
+// StartAdapterWith is StartAdapter with options.
+func StartAdapterWith(ctx context.Context, bed *localcluster.Cluster, o AdapterOptions) (_ *Adapter, err error) {
+	if o.Chart != nil && o.Chart.adapter.args == nil {
+		return nil, errors.New("the chart was rendered without the adapter (adapter.enabled=false)")
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	a := &Adapter{cancel: cancel, done: make(chan struct{})}
+	a := &Adapter{cancel: cancel, done: make(chan struct{}), Namespace: Namespace}
+	if o.Chart != nil {
+		a.Namespace = o.Chart.Namespace
+	}
 	defer func() {
 		if err != nil {
 			a.Stop()
@@ -154,10 +177,7 @@ func StartAdapter(ctx context.Context, bed *localcluster.Cluster, config string)
 		return nil, err
 	}
 	configPath := filepath.Join(a.dir, "config.yaml")
-	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
-		return nil, err
-	}
-	if a.Port, err = freePort(); err != nil {
+	if err := os.WriteFile(configPath, []byte(o.Config), 0o600); err != nil {
 		return nil, err
 	}
 	grpcPort, err := freePort()
@@ -165,37 +185,57 @@ func StartAdapter(ctx context.Context, bed *localcluster.Cluster, config string)
 		return nil, err
 	}
 	a.GRPCAddr = fmt.Sprintf("127.0.0.1:%d", grpcPort)
-	// Registered first: the adapter publishes its CA in the APIServices when it starts.
-	if err := registerAPIServices(ctx, bed, a.Port); err != nil {
-		return nil, err
+	// What the bed needs of every adapter: loopback ports, files in the bed's folder, the
+	// simulator's Prometheus, quick relists; gRPC on loopback (plaintext there) for the tests.
+	host := map[string]string{
+		"bind-address":            "127.0.0.1",
+		"cert-dir":                filepath.Join(a.dir, "certs"),
+		"prometheus-url":          a.Prometheus.URL(),
+		"config":                  configPath,
+		"metrics-relist-interval": "5s",
+		"config-reload-interval":  "1s",
+		"grpc-port":               fmt.Sprint(grpcPort),
+		"grpc-bind-address":       "127.0.0.1",
+	}
+	var args []string
+	if o.Chart != nil {
+		// The chart's own flags (its serving certificate, Prometheus options…), on the host, with
+		// the token of its ServiceAccount where a pod would use its in-cluster config.
+		a.Port = o.Chart.AdapterPort
+		host["secure-port"] = fmt.Sprint(a.Port)
+		for _, f := range []string{"lister-kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig"} {
+			host[f] = o.Chart.adapter.kubeconfig
+		}
+		args = withFlags(o.Chart.adapter.args, host, "grpc-tls-cert-file", "grpc-tls-key-file")
+	} else {
+		if a.Port, err = freePort(); err != nil {
+			return nil, err
+		}
+		// Registered first: the adapter publishes its CA in the APIServices when it starts.
+		if err := registerAPIServices(ctx, bed, a.Port); err != nil {
+			return nil, err
+		}
+		host["secure-port"] = fmt.Sprint(a.Port)
+		for _, f := range []string{"lister-kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig"} {
+			host[f] = bed.Kubeconfig
+		}
+		args = withFlags([]string{
+			// As the chart runs it: a CA in a Secret, published as the APIServices' caBundle, which
+			// kube-apiserver verifies for <service>.<namespace>.svc.
+			"--serving-cert-mode=self-signed",
+			"--serving-cert-secret-namespace=" + Namespace,
+			"--serving-cert-secret-name=kapacity-adapter-cert",
+			"--serving-cert-dns-names=kapacity-adapter." + Namespace + ".svc",
+		}, host)
 	}
 	cmd := adapterserver.NewCommand()
-	cmd.SetArgs([]string{
-		"--bind-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", a.Port),
-		"--cert-dir=" + filepath.Join(a.dir, "certs"),
-		"--lister-kubeconfig=" + bed.Kubeconfig,
-		"--authentication-kubeconfig=" + bed.Kubeconfig,
-		"--authorization-kubeconfig=" + bed.Kubeconfig,
-		"--prometheus-url=" + a.Prometheus.URL(),
-		"--config=" + configPath,
-		"--metrics-relist-interval=5s",
-		"--config-reload-interval=1s",
-		fmt.Sprintf("--grpc-port=%d", grpcPort),
-		"--grpc-bind-address=127.0.0.1",
-		// As deploy/ runs it: a CA in a Secret, published as the APIServices' caBundle, which
-		// kube-apiserver verifies for <service>.<namespace>.svc.
-		"--serving-cert-mode=self-signed",
-		"--serving-cert-secret-namespace=" + Namespace,
-		"--serving-cert-secret-name=kapacity-adapter-cert",
-		"--serving-cert-dns-names=kapacity-adapter." + Namespace + ".svc",
-	})
+	cmd.SetArgs(args)
 	a.started = true
 	go func() {
 		a.exitErr = cmd.ExecuteContext(runCtx)
 		close(a.done)
 	}()
-	if a.GRPCTokenFile, err = historyReaderToken(ctx, bed, a.dir); err != nil {
+	if a.GRPCTokenFile, err = historyReaderToken(ctx, bed, a.Namespace, a.dir); err != nil {
 		return nil, err
 	}
 	if err := a.waitAvailable(ctx, bed); err != nil {
@@ -275,13 +315,13 @@ func registerAPIServices(ctx context.Context, bed *localcluster.Cluster, port in
 	return nil
 }
 
-// HistoryReader is the ServiceAccount, in Namespace, whose token Adapter.GRPCTokenFile holds.
+// HistoryReader is the ServiceAccount, in Adapter.Namespace, whose token Adapter.GRPCTokenFile holds.
 const HistoryReader = "history-reader"
 
-// historyReaderToken creates HistoryReader with cluster-wide read access to the history API and
-// writes a token of it (TokenRequest, valid for a day) into dir.
-func historyReaderToken(ctx context.Context, bed *localcluster.Cluster, dir string) (string, error) {
-	_, err := bed.Client.CoreV1().ServiceAccounts(Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: HistoryReader}}, metav1.CreateOptions{})
+// historyReaderToken creates HistoryReader in namespace with cluster-wide read access to the
+// history API and writes a token of it (TokenRequest, valid for a day) into dir.
+func historyReaderToken(ctx context.Context, bed *localcluster.Cluster, namespace, dir string) (string, error) {
+	_, err := bed.Client.CoreV1().ServiceAccounts(namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: HistoryReader}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return "", fmt.Errorf("creating ServiceAccount %s: %w", HistoryReader, err)
 	}
@@ -296,12 +336,12 @@ func historyReaderToken(ctx context.Context, bed *localcluster.Cluster, dir stri
 	_, err = bed.Client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: role},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: HistoryReader, Namespace: Namespace}},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: HistoryReader, Namespace: namespace}},
 	}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return "", fmt.Errorf("binding ClusterRole %s: %w", role, err)
 	}
-	token, err := bed.Client.CoreV1().ServiceAccounts(Namespace).CreateToken(ctx, HistoryReader, &authenticationv1.TokenRequest{
+	token, err := bed.Client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, HistoryReader, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](24 * 3600)},
 	}, metav1.CreateOptions{})
 	if err != nil {

@@ -42,22 +42,29 @@ type JobRunner struct {
 	client kubernetes.Interface
 	config *rest.Config
 	dir    string
+	image  string // Kapacity's image, as the manager gives it to the jobs
 }
 
 // NewJobRunner returns a runner that reads volumes and requests tokens with config (an
-// administrator's) and keeps each run's files in a directory under dir while it runs.
-func NewJobRunner(config *rest.Config, dir string) (*JobRunner, error) {
+// administrator's) and keeps each run's files in a directory under dir while it runs. image is
+// Kapacity's image as the manager names it in the jobs (its --kapacity-image); empty means
+// hportrait.DefaultPredictiveImage. Only containers of that image, with its entrypoint, are run.
+func NewJobRunner(config *rest.Config, dir, image string) (*JobRunner, error) {
 	client, err := kubernetes.NewForConfig(config)
 	if err != nil {
 		return nil, fmt.Errorf("job runner: %w", err)
 	}
-	return newJobRunner(client, config, dir), nil
+	r := newJobRunner(client, config, dir)
+	if image != "" {
+		r.image = image
+	}
+	return r, nil
 }
 
 // newJobRunner is NewJobRunner with the client given: config only says where the API server is
 // and which CA it has, for the jobs' kubeconfig.
 func newJobRunner(client kubernetes.Interface, config *rest.Config, dir string) *JobRunner {
-	return &JobRunner{client: client, config: config, dir: dir}
+	return &JobRunner{client: client, config: config, dir: dir, image: hportrait.DefaultPredictiveImage}
 }
 
 // JobRun is one run of a Job's algorithm container.
@@ -103,9 +110,9 @@ func (r *JobRunner) run(ctx context.Context, job *batchv1.Job, out *bytes.Buffer
 	if err != nil {
 		return nil, err
 	}
-	if c.Image != hportrait.DefaultPredictiveImage || len(c.Command) > 0 {
+	if c.Image != r.image || len(c.Command) > 0 {
 		return nil, fmt.Errorf("image %q, command %q: the job runner emulates only Kapacity's own image %s with its entrypoint (the kapacity binary); kwok runs no containers",
-			c.Image, c.Command, hportrait.DefaultPredictiveImage)
+			c.Image, c.Command, r.image)
 	}
 	dir, err := os.MkdirTemp(r.dir, "job-")
 	if err != nil {

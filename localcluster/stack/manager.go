@@ -45,17 +45,48 @@ type Manager struct {
 	bed  *localcluster.Cluster
 	dir  string
 	port int
+	// chart, when set, is the installed chart whose arguments and ServiceAccount the manager runs with.
+	chart *ChartInstall
 
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error
 }
 
+// ManagerOptions say how StartManagerWith runs the manager.
+type ManagerOptions struct {
+	// Chart, when set, is the installed chart: the manager runs with its Deployment's arguments
+	// and the token of its ServiceAccount, behind its webhook configurations. Otherwise it runs as
+	// the bed's admin behind webhook configurations of its own, reached by URL.
+	Chart *ChartInstall
+}
+
 // StartManager installs the CRDs and the configurations of the pod webhook and of the validating
 // webhook (served on 127.0.0.1 with the manager's self-signed certificate) and starts the manager.
-func StartManager(ctx context.Context, bed *localcluster.Cluster) (_ *Manager, err error) {
+func StartManager(ctx context.Context, bed *localcluster.Cluster) (*Manager, error) {
+	return StartManagerWith(ctx, bed, ManagerOptions{})
+}
+
+// StartManagerWith is StartManager with options.
+func StartManagerWith(ctx context.Context, bed *localcluster.Cluster, o ManagerOptions) (_ *Manager, err error) {
 	if err := InstallCRDs(ctx, bed); err != nil {
 		return nil, err
+	}
+	if o.Chart != nil {
+		if o.Chart.manager.args == nil {
+			return nil, errors.New("the chart was rendered without the manager (manager.enabled=false)")
+		}
+		m := &Manager{bed: bed, chart: o.Chart, port: o.Chart.WebhookPort}
+		if m.dir, err = os.MkdirTemp(bed.Dir, "manager-"); err != nil {
+			return nil, err
+		}
+		if err := m.pickMetricsAddr(); err != nil {
+			return nil, err
+		}
+		if err := m.Start(); err != nil {
+			return nil, err
+		}
+		return m, nil
 	}
 	_, err = bed.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
@@ -68,11 +99,9 @@ func StartManager(ctx context.Context, bed *localcluster.Cluster) (_ *Manager, e
 	if m.port, err = freePort(); err != nil {
 		return nil, err
 	}
-	metricsPort, err := freePort()
-	if err != nil {
+	if err := m.pickMetricsAddr(); err != nil {
 		return nil, err
 	}
-	m.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", metricsPort)
 	if err := m.installWebhook(ctx); err != nil {
 		return nil, err
 	}
@@ -105,8 +134,41 @@ func (m *Manager) Start() error {
 	return m.waitForWebhooks(m.Err)
 }
 
+// Flag returns the value of the manager's flag --name, if it runs with it.
+func (m *Manager) Flag(name string) (string, bool) {
+	for _, a := range m.args() {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func (m *Manager) pickMetricsAddr() error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	m.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	return nil
+}
+
 // args are the manager's flags, the same in this process and in a child process.
 func (m *Manager) args() []string {
+	if m.chart != nil {
+		// The chart's own flags (leader election, its webhook certificate and configurations,
+		// algorithm jobs…), on the host, with the token of its ServiceAccount where a pod would use
+		// its in-cluster config.
+		return withFlags(m.chart.manager.args, map[string]string{
+			"kubeconfig":                m.chart.manager.kubeconfig,
+			"metrics-bind-address":      m.MetricsAddr,
+			"health-probe-bind-address": "127.0.0.1:0",
+			"webhook-host":              "127.0.0.1",
+			"webhook-port":              fmt.Sprint(m.port),
+			"webhook-cert-dir":          filepath.Join(m.dir, "certs"),
+			"reconcile-concurrency":     "4",
+		})
+	}
 	return []string{
 		"--kubeconfig=" + m.bed.Kubeconfig,
 		"--metrics-bind-address=" + m.MetricsAddr,

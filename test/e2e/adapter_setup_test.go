@@ -21,11 +21,22 @@ var (
 )
 
 // useAdapter starts the adapter, registered as the APIService of all three metrics APIs, on first
-// use; later tests (and benchmarks) share it.
+// use; later tests (and benchmarks) share it. With KAPACITY_E2E_INSTALL=chart it runs as the
+// chart's adapter (install_test.go).
 func useAdapter(t testing.TB) *stack.Adapter {
 	t.Helper()
 	adapterOnce.Do(func() {
-		adapter, adapterErr = stack.StartAdapter(context.Background(), bed, stack.AdapterConfig)
+		var config string
+		if config, adapterErr = stack.AdapterConfig(); adapterErr != nil {
+			return
+		}
+		opts := stack.AdapterOptions{Config: config}
+		if chartMode() {
+			if opts.Chart, adapterErr = installChart(); adapterErr != nil {
+				return
+			}
+		}
+		adapter, adapterErr = stack.StartAdapterWith(context.Background(), bed, opts)
 		if adapterErr == nil {
 			suiteCleanups = append(suiteCleanups, adapter.Stop)
 		}

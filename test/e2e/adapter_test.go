@@ -290,9 +290,9 @@ func TestAdapterExposesOwnMetrics(t *testing.T) {
 // each carries the CA the adapter keeps in its Secret, and kube-apiserver, verifying the adapter's
 // certificate against it, reports every one Available.
 func TestAdapterAPIServicesVerifyTheAdapter(t *testing.T) {
-	useAdapter(t)
+	env := useAdapter(t)
 	ctx := context.Background()
-	secret, err := bed.Client.CoreV1().Secrets(stack.Namespace).Get(ctx, "kapacity-adapter-cert", metav1.GetOptions{})
+	secret, err := bed.Client.CoreV1().Secrets(env.Namespace).Get(ctx, "kapacity-adapter-cert", metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("the adapter's certificate Secret: %v", err)
 	}

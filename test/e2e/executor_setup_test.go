@@ -37,11 +37,18 @@ var (
 )
 
 // useManager starts `kapacity manager` in this process on first use (CRDs, pod webhook and all);
-// later tests share it.
+// later tests share it. With KAPACITY_E2E_INSTALL=chart it runs as the chart's manager
+// (install_test.go).
 func useManager(t testing.TB) *stack.Manager {
 	t.Helper()
 	managerOnce.Do(func() {
-		mgr, managerErr = stack.StartManager(context.Background(), bed)
+		var opts stack.ManagerOptions
+		if chartMode() {
+			if opts.Chart, managerErr = installChart(); managerErr != nil {
+				return
+			}
+		}
+		mgr, managerErr = stack.StartManagerWith(context.Background(), bed, opts)
 		if managerErr != nil {
 			return
 		}

@@ -43,7 +43,11 @@ func BenchmarkHistoryWorkload7Days(b *testing.B) {
 	r := v1alpha1.Range{Start: historyEnd.Add(-historyDays * 24 * time.Hour), End: historyEnd, Step: time.Minute}
 
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(bed.Client.Discovery()))
-	rules, err := ruleset.Load([]byte(stack.AdapterConfig), mapper)
+	config, err := stack.AdapterConfig()
+	if err != nil {
+		b.Fatal(err)
+	}
+	rules, err := ruleset.Load([]byte(config), mapper)
 	if err != nil {
 		b.Fatal(err)
 	}

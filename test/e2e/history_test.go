@@ -100,8 +100,8 @@ func checkSeries(t *testing.T, tc historyCase, r v1alpha1.Range, got []v1alpha1.
 	if !reflect.DeepEqual(s.Labels, tc.labels) {
 		t.Errorf("labels = %v, want %v", s.Labels, tc.labels)
 	}
-	if tc.window != (s.Window != nil) || (s.Window != nil && s.Window.Duration != 20*time.Second) {
-		t.Errorf("window = %v, want set=%v (20s, resourceRules.window)", s.Window, tc.window)
+	if tc.window != (s.Window != nil) || (s.Window != nil && s.Window.Duration != 3*time.Minute) {
+		t.Errorf("window = %v, want set=%v (3m, the default config's resourceRules.window)", s.Window, tc.window)
 	}
 	if int64(len(s.Points)) != r.Points() {
 		t.Fatalf("%d points, want %d", len(s.Points), r.Points())

@@ -352,7 +352,7 @@ func checkCronJob(ctx context.Context, t *testing.T, w predictiveWorkload, templ
 		got, want any
 	}{
 		{"schedule", cj.Spec.Schedule, template.Spec.Schedule},
-		{"image", gotC.Image, hportrait.DefaultPredictiveImage},
+		{"image", gotC.Image, jobImage()},
 		{"command", len(gotC.Command), 0},
 		{"args", gotC.Args, append([]string{"recommend"}, wantC.Args...)},
 		{"volumeMounts", gotC.VolumeMounts, wantC.VolumeMounts},
@@ -383,6 +383,15 @@ func volumeSources(vs []corev1.Volume) []string {
 	return out
 }
 
+// jobImage is the image the manager gives the jobs of Predictive portraits whose template names
+// none: its --kapacity-image (the chart's image), or else Kapacity's default.
+func jobImage() string {
+	if image, ok := mgr.Flag("kapacity-image"); ok {
+		return image
+	}
+	return hportrait.DefaultPredictiveImage
+}
+
 // runAlgorithmJob creates a Job from the CronJob, as `kubectl create job --from=cronjob/…` does,
 // and runs its algorithm container with the stack's job runner, as its pod would run it: kwok runs
 // no containers. The job has exactly the rights the manager gave its ServiceAccount.
@@ -392,7 +401,7 @@ func runAlgorithmJob(ctx context.Context, t *testing.T, cj *batchv1.CronJob) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner, err := stack.NewJobRunner(bed.Config, t.TempDir())
+	runner, err := stack.NewJobRunner(bed.Config, t.TempDir(), jobImage())
 	if err != nil {
 		t.Fatal(err)
 	}
