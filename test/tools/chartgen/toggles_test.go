@@ -3,9 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 var allAPIServices = []string{
@@ -214,6 +217,45 @@ var toggleCases = []toggleCase{
 		}
 		if dig(sm.Doc, "metadata", "labels", "release") != "prom" {
 			t.Errorf("ServiceMonitor labels %v lack release=prom", dig(sm.Doc, "metadata", "labels"))
+		}
+	}},
+	// The alerts and the dashboard the chart installs are deploy/monitoring's, which promtool tests:
+	// the chart's copies under files/monitoring must not drift from them.
+	{name: "alerts and dashboard on", sets: []string{"monitoring.prometheusRule.enabled=true,monitoring.prometheusRule.labels.release=prom,monitoring.dashboards.enabled=true,monitoring.dashboards.namespace=grafana"}, check: func(t *testing.T, r rendered) {
+		rule, ok := r.find("PrometheusRule", "kapacity")
+		if !ok {
+			t.Fatal("no PrometheusRule")
+		}
+		if dig(rule.Doc, "metadata", "labels", "release") != "prom" {
+			t.Errorf("PrometheusRule labels %v lack release=prom", dig(rule.Doc, "metadata", "labels"))
+		}
+		rulesText, err := os.ReadFile(filepath.Join(root, "deploy", "monitoring", "kapacity-rules.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want map[string]any
+		if err := yaml.Unmarshal(rulesText, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(rule.Doc["spec"], want) {
+			t.Error("the PrometheusRule's spec differs from deploy/monitoring/kapacity-rules.yaml: copy it to the chart's files/monitoring/")
+		}
+		dash, ok := r.find("ConfigMap", "kapacity-dashboard")
+		if !ok {
+			t.Fatal("no dashboard ConfigMap")
+		}
+		if ns := dig(dash.Doc, "metadata", "namespace"); ns != "grafana" {
+			t.Errorf("dashboard ConfigMap in namespace %v, want grafana", ns)
+		}
+		if dig(dash.Doc, "metadata", "labels", "grafana_dashboard") != "1" {
+			t.Errorf("dashboard ConfigMap labels %v lack grafana_dashboard=1", dig(dash.Doc, "metadata", "labels"))
+		}
+		dashText, err := os.ReadFile(filepath.Join(root, "deploy", "monitoring", "kapacity-dashboard.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dig(dash.Doc, "data", "kapacity-dashboard.json"); got != strings.TrimRight(string(dashText), "\n") {
+			t.Error("the dashboard ConfigMap differs from deploy/monitoring/kapacity-dashboard.json: copy it to the chart's files/monitoring/")
 		}
 	}},
 	{name: "scraper RBAC without monitors", sets: []string{"monitoring.scraper.rbac=true"}, check: func(t *testing.T, r rendered) {
