@@ -65,8 +65,9 @@ test: ## Everything CI checks: lint, generated files current, unit and end-to-en
 	@$(call timed,test-monitoring,$(MAKE) --no-print-directory test-monitoring)
 	@$(call timed,fuzz,$(MAKE) --no-print-directory fuzz)
 	@$(call timed,test-e2e,$(MAKE) --no-print-directory test-e2e)
-	@$(call timed,test-e2e-vm,$(MAKE) --no-print-directory test-e2e-vm)
-	@$(call timed,test-e2e-chart,$(MAKE) --no-print-directory test-e2e-chart)
+	@# Two test beds side by side (no more than test-e2e runs at once with the demo's): each
+	@# suite's output is printed whole when it ends.
+	@$(call timed,test-e2e-vm + test-e2e-chart,$(MAKE) --no-print-directory -j2 --output-sync=target test-e2e-vm test-e2e-chart)
 
 .PHONY: test-unit
 test-unit: | $(BIN)/kubectl ## Unit tests (no cluster), the CRDs' API-server checks, the Helm chart's lint and template checks
