@@ -169,6 +169,7 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.converge(ctx, pods, rep); err != nil {
 		return ctrl.Result{}, r.fail(ctx, rp, original, v1alpha1.ReplicaProfileApplied, ReasonFailedSetPodState, err)
 	}
+	halfCut := halfCutPods(pods)
 	// Progress is driven by pod events (pods starting, stopping, changing state), except after a
 	// resize that failed in a way that may pass.
 	result := func() ctrl.Result {
@@ -181,6 +182,9 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	replicas := scale.Spec.Replicas
 	decision, err := podstate.Decide(&rp.Spec, pods, replicas, order, podsort.RemovesNotReadyFirst(gk))
 	if err != nil {
+		if resumeErr := r.resumeTraffic(ctx, halfCut, podstate.Transition{}); resumeErr != nil {
+			err = fmt.Errorf("%w (and giving half-cut pods their traffic back: %v)", err, resumeErr)
+		}
 		if orderErr != nil {
 			err = fmt.Errorf("%w (%v)", err, orderErr)
 		}
@@ -189,6 +193,9 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	obs := decision.Observed
 	rp.Status.OnlineReplicas, rp.Status.CutoffReplicas, rp.Status.StandbyReplicas = obs.Online, obs.Cutoff, obs.Standby
 	if decision.Ensured {
+		if err := r.resumeTraffic(ctx, halfCut, podstate.Transition{}); err != nil {
+			return ctrl.Result{}, r.fail(ctx, rp, original, v1alpha1.ReplicaProfileApplied, ReasonFailedSetPodState, err)
+		}
 		r.setCondition(rp, v1alpha1.ReplicaProfileEnsured, metav1.ConditionTrue, ReasonEnsured, "current replica profile is ensured")
 		r.setCondition(rp, v1alpha1.ReplicaProfileApplied, metav1.ConditionTrue, ReasonApplied, "all the operations for ensuring the replica profile are applied")
 		return result(), r.updateStatus(ctx, rp, original)
@@ -198,6 +205,9 @@ func (r *Reconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			obs.Online, obs.Cutoff, obs.Standby, decision.DesiredOnline, rp.Spec.CutoffReplicas, rp.Spec.StandbyReplicas, replicas))
 
 	if err := r.apply(ctx, rp, gk.Kind, decision.Transition, rep); err != nil {
+		return ctrl.Result{}, r.fail(ctx, rp, original, v1alpha1.ReplicaProfileApplied, ReasonFailedSetPodState, err)
+	}
+	if err := r.resumeTraffic(ctx, halfCut, decision.Transition); err != nil {
 		return ctrl.Result{}, r.fail(ctx, rp, original, v1alpha1.ReplicaProfileApplied, ReasonFailedSetPodState, err)
 	}
 	if decision.UpdateScale {

@@ -94,9 +94,10 @@ func (r *Reconciler) emit(rp *v1alpha1.ReplicaProfile, rep *report) {
 // stopped between two writes) is completed or undone. Nothing is written when they agree.
 //   - A pod labelled Cutoff or Standby without the readiness gate was never cut off: it gets its
 //     resources back and is labelled Online again (and reported).
-//   - A gated pod labelled Cutoff or Standby must serve no traffic; one labelled Online whose
-//     condition is False serves again. Traffic is always switched before the label, so a mismatch
-//     means the last change stopped between the two.
+//   - A gated pod labelled Cutoff or Standby must serve no traffic. One labelled Online whose
+//     condition is False was being taken out of service (traffic is always switched before the
+//     label): it is left so until the plan is known (halfCutPods, resumeTraffic), so that a change
+//     the plan makes again completes without the pod serving in between.
 //   - A Standby pod has its CPU requests lowered (or a recorded reason to keep them); any other
 //     pod has the requests remembered in its annotation given back.
 func (r *Reconciler) converge(ctx context.Context, pods []*corev1.Pod, rep *report) error {
@@ -128,11 +129,41 @@ func (r *Reconciler) converge(ctx context.Context, pods []*corev1.Pod, rep *repo
 		default:
 			// Resources first: a pod serves again with its CPU back.
 			r.restoreResources(ctx, pod, rep)
-			if cond := onlineCondition(pod); gated && cond != nil && cond.Status == corev1.ConditionFalse {
-				if err := setTraffic(ctx, r.Client, pod, true); err != nil {
-					return err
-				}
-			}
+		}
+	}
+	return nil
+}
+
+// halfCutPods lists the running gated pods labelled Online whose traffic is off: a manager stopped
+// between cutting their traffic and setting their label.
+func halfCutPods(pods []*corev1.Pod) []*corev1.Pod {
+	var out []*corev1.Pod
+	for _, pod := range pods {
+		if !podstate.IsRunning(pod) || podstate.StateOf(pod) != v1alpha1.PodStateOnline || !podstate.HasOnlineGate(pod) {
+			continue
+		}
+		if cond := onlineCondition(pod); cond != nil && cond.Status == corev1.ConditionFalse {
+			out = append(out, pod)
+		}
+	}
+	return out
+}
+
+// resumeTraffic gives the half-cut pods their traffic back, except those the plan applied has just
+// taken out of service (t.Cutoff, t.Standby): those changes are now complete. Undoing a half-done
+// cut-off before the plan is known would put the pod back in service only for the plan to cut it
+// again, one pod more Online than planned in between.
+func (r *Reconciler) resumeTraffic(ctx context.Context, halfCut []*corev1.Pod, t podstate.Transition) error {
+	taken := map[string]bool{}
+	for _, p := range append(slices.Clone(t.Cutoff), t.Standby...) {
+		taken[p.Name] = true
+	}
+	for _, pod := range halfCut {
+		if taken[pod.Name] {
+			continue
+		}
+		if err := setTraffic(ctx, r.Client, pod, true); err != nil {
+			return err
 		}
 	}
 	return nil

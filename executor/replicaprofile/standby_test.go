@@ -6,10 +6,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/events"
@@ -344,6 +346,40 @@ func TestStandbyCompletesInterruptedChanges(t *testing.T) {
 		if got := b.describe(name); got != w {
 			t.Errorf("%s: %s, want %s", name, got, w)
 		}
+	}
+}
+
+// A pod whose traffic was cut by a manager stopped before it set the label is cut off for good when
+// the plan still takes it out of service, without serving in between (its condition never changes),
+// and serves again when the plan keeps it.
+func TestHalfCutPodFollowsThePlan(t *testing.T) {
+	on := v1alpha1.PodStateOnline
+	cutAt := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	for _, tc := range []struct {
+		name      string
+		rp        *v1alpha1.ReplicaProfile
+		want      string
+		untouched bool // the condition keeps its transition time: the pod never served again
+	}{
+		{"the plan cuts it", profile(1, 1, 0), "Cutoff traffic=False cpu=500m", true},
+		{"the plan keeps it", profile(2, 0, 0), "Online traffic=True cpu=500m", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			halfCut := nginxPod(1, on)
+			halfCut.Status.Conditions[0].Status = corev1.ConditionFalse
+			halfCut.Status.Conditions[0].LastTransitionTime = cutAt
+			b := newBed(t, tc.rp, nil, nginxPod(0, on), halfCut)
+			b.reconcile()
+			if got := b.describe("nginx-1"); got != tc.want {
+				t.Errorf("nginx-1: %s, want %s", got, tc.want)
+			}
+			if got := b.describe("nginx-0"); got != "Online traffic=True cpu=500m" {
+				t.Errorf("nginx-0: %s", got)
+			}
+			if changed := !onlineCondition(b.pod("nginx-1")).LastTransitionTime.Equal(&cutAt); changed == tc.untouched {
+				t.Errorf("nginx-1's traffic condition changed: %t, want %t (it was switched back on and off)", changed, !tc.untouched)
+			}
+		})
 	}
 }
 
